@@ -1,0 +1,67 @@
+"""Aggregation driver: runs table -> summary tables under the sweep's aggregates/.
+
+The generic summary groups completed runs by the config columns that vary in the sweep
+and reports mean +- std over seeds of each metric. A task can add its own tables
+(`Task.aggregate`); they are written next to the summary.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from orchestrator.spec import SweepSpec, resolve_task
+from orchestrator.store import SweepStore
+
+
+def varying_config_columns(runs: pd.DataFrame) -> list[str]:
+    cols = [c for c in runs.columns if c.startswith("cfg_")]
+    return [c for c in cols if runs[c].astype(str).nunique(dropna=False) > 1]
+
+
+def summary_table(runs: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
+    """Mean, std and count over seeds of each metric, per combination of varying config values."""
+    done = runs[runs["status"] == "completed"] if "status" in runs else runs
+    if done.empty:
+        return pd.DataFrame()
+    metric_cols = [f"metric_{m}" for m in metrics] if metrics else [c for c in done if c.startswith("metric_")]
+    metric_cols = [c for c in metric_cols if c in done]
+    group = varying_config_columns(done)
+    rows = []
+    grouped = done.groupby(group, dropna=False, sort=True) if group else [((), done)]
+    for key, part in grouped:
+        key = key if isinstance(key, tuple) else (key,)
+        row = {g[4:]: k for g, k in zip(group, key)}
+        row["n"] = len(part)
+        for c in metric_cols:
+            values = pd.to_numeric(part[c], errors="coerce")
+            row[f"{c[7:]}_mean"] = values.mean()
+            row[f"{c[7:]}_std"] = values.std(ddof=1) if values.count() > 1 else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_summary(table: pd.DataFrame, metrics: list[str]) -> str:
+    """The summary as aligned text: config columns, n, and `mean +- std` per metric."""
+    if table.empty:
+        return "(no completed runs)"
+    shown = pd.DataFrame()
+    for c in table.columns:
+        if c == "n" or not (c.endswith("_mean") or c.endswith("_std")):
+            shown[c] = table[c]
+    for m in metrics:
+        if f"{m}_mean" in table:
+            shown[m] = [f"{mu:.4f} +- {sd:.4f}" if sd == sd else f"{mu:.4f}"
+                        for mu, sd in zip(table[f"{m}_mean"], table[f"{m}_std"])]
+    return shown.to_string(index=False)
+
+
+def aggregate_sweep(spec: SweepSpec, store: SweepStore) -> dict[str, pd.DataFrame]:
+    """Write `summary` and the task's own tables under aggregates/; return them."""
+    task = resolve_task(spec.task)
+    runs = store.read_runs()
+    tables = {"summary": summary_table(runs, list(task.summary_metrics) or None)}
+    if task.aggregate is not None and not runs.empty:
+        tables.update(task.aggregate(runs, store.read_history(), store.read_artifact))
+    for name, df in tables.items():
+        if not df.empty:
+            store.write_aggregate(name, df)
+    return tables

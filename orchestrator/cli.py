@@ -1,0 +1,158 @@
+"""The `symsweep` command.
+
+    symsweep run SPEC [--set key=value ...]   plan, run what is missing, summarize
+    symsweep resume RESULTS/SWEEP             the same, from the sweep's frozen spec
+    symsweep status RESULTS/SWEEP             planned / completed / failed / diverged / pending
+    symsweep aggregate RESULTS/SWEEP          write aggregates/ tables, print the summary
+    symsweep tasks                            registered tasks and their parameters
+
+Exit codes: 0 every planned run has a completed or diverged row; 1 some runs failed or
+are still pending; 2 bad usage or spec (nothing was written); 3 the sweep is locked by
+another live driver; 130 interrupted (finished runs are kept).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import typing
+
+from orchestrator.aggregate import aggregate_sweep, format_summary
+from orchestrator.errors import SymsweepError
+from orchestrator.spec import load_spec, resolve_task
+from orchestrator.sweep import make_plan, open_sweep, run_sweep, status_table
+
+
+def _add_exec_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=("ray", "inline"), default="ray",
+                   help="ray: Ray Tune trials (default); inline: this process, no Ray (debugging)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address to join (default: $RAY_ADDRESS, else an embedded local Ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the embedded local Ray (default: all)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="at most this many trials at once")
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again (default: keep them)")
+    p.add_argument("--force-unlock", action="store_true", help="take the lock even if another driver holds it")
+    p.add_argument("--data-root", default=None, help="root of local datasets (default: $SYMSWEEP_DATA)")
+    p.add_argument("--verbose", "-v", action="store_true", help="show Ray and Tune output")
+    p.add_argument("--no-summary", action="store_true", help="do not aggregate and print the summary at the end")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="symsweep", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run a sweep spec (only what is missing)")
+    p.add_argument("spec", help="path to a sweep spec (YAML)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec key, resources.cpus/gpus, or a task parameter (value is YAML)")
+    p.add_argument("--results", default="results", help="results root (local path or pyarrow.fs URI)")
+    p.add_argument("--force", action="store_true", help="re-plan a sweep folder started with another spec")
+    _add_exec_options(p)
+
+    p = sub.add_parser("resume", help="resume a sweep folder from its frozen spec")
+    p.add_argument("sweep_dir", help="RESULTS/<sweep name>")
+    _add_exec_options(p)
+
+    p = sub.add_parser("status", help="show what a sweep has done")
+    p.add_argument("sweep_dir")
+    p.add_argument("--slowest", type=int, default=5, help="how many of the slowest runs to list")
+
+    p = sub.add_parser("aggregate", help="write aggregate tables of a sweep")
+    p.add_argument("sweep_dir")
+
+    sub.add_parser("tasks", help="list registered tasks and their parameters")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SymsweepError as exc:
+        print(f"symsweep: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\nsymsweep: interrupted; every finished run is kept. Run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+
+
+def _cmd_run(args) -> int:
+    spec = load_spec(args.spec, args.overrides)
+    return _execute(spec, args.results, args, force=args.force)
+
+
+def _cmd_resume(args) -> int:
+    spec, store = open_sweep(args.sweep_dir)
+    results = os.path.dirname(os.path.abspath(args.sweep_dir)) if "://" not in args.sweep_dir \
+        else args.sweep_dir.rstrip("/").rsplit("/", 1)[0]
+    return _execute(spec, results, args, force=False)
+
+
+def _execute(spec, results, args, force: bool) -> int:
+    outcome = run_sweep(spec, results, executor=args.executor, address=args.address,
+                        retry_failed=args.retry_failed, force=force, force_unlock=args.force_unlock,
+                        verbose=args.verbose, data_root=args.data_root, max_concurrent=args.max_concurrent,
+                        num_cpus=args.num_cpus)
+    c = outcome.counts
+    print(f"done: {c['completed']} completed, {c['failed']} failed, {c['diverged']} diverged, "
+          f"{c['pending']} pending of {c['planned']} planned")
+    if outcome.report.lost_trials:
+        print(f"{len(outcome.report.lost_trials)} trials died after {spec.max_failures} retries; "
+              f"their unfinished runs are pending: run again to resume")
+    if not args.no_summary and c["completed"]:
+        task = resolve_task(spec.task)
+        tables = aggregate_sweep(spec, outcome.plan.store)
+        print(format_summary(tables["summary"], list(task.summary_metrics)))
+    return 0 if c["failed"] == 0 and c["pending"] == 0 else 1
+
+
+def _cmd_status(args) -> int:
+    spec, store = open_sweep(args.sweep_dir)
+    plan = make_plan(spec, store)
+    counts, slow, failed = status_table(plan, args.slowest)
+    print(f"sweep {spec.name!r} (task {spec.task}) at {store.uri}")
+    print("  ".join(f"{k}: {v}" for k, v in counts.items()))
+    holder = store.lock_holder()
+    if holder:
+        print(f"lock: held by pid {holder.get('pid')} on {holder.get('host')}")
+    if plan.extra_rows:
+        print(f"{plan.extra_rows} rows belong to runs the current spec does not plan")
+    for path, err in plan.corrupt:
+        print(f"unreadable: {path}: {err} (moved aside and re-run at the next `symsweep run`/`resume`)")
+    if not slow.empty:
+        print("\nslowest runs:\n" + slow.to_string(index=False))
+    if not failed.empty:
+        failed = failed.assign(error=failed["error"].astype(str).str.slice(0, 100))
+        print("\nfailed / diverged runs:\n" + failed.to_string(index=False))
+    return 0
+
+
+def _cmd_aggregate(args) -> int:
+    spec, store = open_sweep(args.sweep_dir)
+    tables = aggregate_sweep(spec, store)
+    task = resolve_task(spec.task)
+    for name, df in tables.items():
+        print(f"{store.aggregates_dir()}/{name}.parquet: {len(df)} rows")
+    print(format_summary(tables["summary"], list(task.summary_metrics)))
+    return 0
+
+
+def _cmd_tasks(args) -> int:
+    from tasks import available_tasks
+    for name in available_tasks():
+        task = resolve_task(name)
+        print(f"{name}: {task.description}")
+        hints = typing.get_type_hints(task.config_cls)
+        for f in dataclasses.fields(task.config_cls):
+            default = f.default if f.default is not dataclasses.MISSING else "(required)"
+            print(f"    {f.name}: {str(hints[f.name]).replace('typing.', '')} = {default!r}")
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "status": _cmd_status,
+            "aggregate": _cmd_aggregate, "tasks": _cmd_tasks}
+
+if __name__ == "__main__":
+    sys.exit(main())

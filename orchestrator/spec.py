@@ -1,0 +1,396 @@
+"""Sweep specs: YAML -> validated frozen dataclasses -> runs with deterministic ids.
+
+A spec is checked completely before anything runs: unknown keys, unknown tasks, wrong
+types and invalid values stop here with a message that names the bad value and lists
+what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+
+from orchestrator.errors import SpecError, UnknownTaskError
+import tasks as task_registry
+
+# ----------------------------------------------------------------------------- dataclasses
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float = 1.0
+    """CPUs reserved for one trial (fractional allowed)."""
+    gpus: float = 0.0
+    """GPUs reserved for one trial; a fraction packs several trials onto one GPU."""
+
+    def __post_init__(self) -> None:
+        if self.cpus < 0 or self.gpus < 0:
+            raise SpecError(f"resources must be >= 0, got cpus={self.cpus}, gpus={self.gpus}")
+        if self.cpus == 0 and self.gpus == 0:
+            raise SpecError("resources: a trial needs cpus > 0 or gpus > 0")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    """Sweep name; also the folder under the results root."""
+    task: str
+    """Registered task name (see `symsweep tasks`)."""
+    fixed: Mapping[str, Any]
+    """Task parameters shared by every run."""
+    axes: Mapping[str, tuple]
+    """Grid axes: parameter -> values; the runs are their cartesian product."""
+    seeds: tuple[int, ...]
+    """Seeds run for every grid point."""
+    resources: Resources = Resources()
+    runs_per_trial: int = 1
+    """How many runs (of one grid point, differing by seed) one Ray Tune trial packs."""
+    max_failures: int = 2
+    """How often a trial that dies (worker/node lost) is retried by Tune."""
+    description: str = ""
+    smoke: Mapping[str, Any] = field(default_factory=dict)
+    """--set overrides that shrink this spec to a seconds-long budget (used by the tests)."""
+
+    def science(self) -> dict:
+        """What defines the runs: a change here changes the sweep (resume refuses it)."""
+        return {
+            "task": self.task,
+            "fixed": dict(self.fixed),
+            "axes": {k: list(v) for k, v in self.axes.items()},
+            "seeds": list(self.seeds),
+        }
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "description": self.description,
+            "fixed": _plain(dict(self.fixed)),
+            "axes": {k: _plain(list(v)) for k, v in self.axes.items()},
+            "seeds": list(self.seeds),
+            "resources": {"cpus": self.resources.cpus, "gpus": self.resources.gpus},
+            "runs_per_trial": self.runs_per_trial,
+            "max_failures": self.max_failures,
+            "smoke": _plain(dict(self.smoke)),
+        }
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training: a task, a resolved config (defaults included) and a seed."""
+
+    run_id: str
+    task: str
+    config: dict
+    """Resolved config as plain data (tuples as lists), every field present."""
+    seed: int
+    point_id: str
+    """Hash of (task, config): runs sharing it differ only by seed and can be packed."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A packed group of runs of one grid point, differing only by seed: one Tune trial."""
+
+    trial_id: str
+    task: str
+    config: dict
+    runs: tuple[tuple[str, int], ...]
+    """(run_id, seed) pairs."""
+
+
+TOP_LEVEL_KEYS = (
+    "name", "task", "description", "fixed", "axes", "seeds", "resources",
+    "runs_per_trial", "max_failures", "smoke",
+)
+RESOURCE_KEYS = ("cpus", "gpus")
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
+    """Read a YAML spec, apply `key=value` overrides, validate everything."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"spec file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+    return spec_from_dict(raw, overrides, source=str(path))
+
+
+def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec") -> SweepSpec:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: a sweep spec must be a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
+    raw = _deep_copy(raw)
+    _check_keys(raw, TOP_LEVEL_KEYS, source)
+    for item in overrides:
+        _apply_override(raw, item)
+    for key in ("name", "task"):
+        if not isinstance(raw.get(key), str) or not raw.get(key):
+            raise SpecError(f"{source}: '{key}' is required and must be a non-empty string")
+    name = raw["name"]
+    if not all(c.isalnum() or c in "-_." for c in name):
+        raise SpecError(f"{source}: name {name!r} may hold only letters, digits, '-', '_' and '.'")
+
+    task = resolve_task(raw["task"])
+    fixed = raw.get("fixed") or {}
+    axes_raw = raw.get("axes") or {}
+    for what, value in (("fixed", fixed), ("axes", axes_raw)):
+        if not isinstance(value, dict):
+            raise SpecError(f"{source}: '{what}' must be a mapping of parameter -> value")
+    _check_keys(fixed, _field_names(task.config_cls), f"{source}: fixed (task {task.name!r} parameters)")
+    _check_keys(axes_raw, _field_names(task.config_cls), f"{source}: axes (task {task.name!r} parameters)")
+    both = sorted(set(fixed) & set(axes_raw))
+    if both:
+        raise SpecError(f"{source}: {both} set both in 'fixed' and in 'axes'; keep one")
+
+    hints = typing.get_type_hints(task.config_cls)
+    fixed = {k: _coerce(f"fixed.{k}", v, hints[k]) for k, v in fixed.items()}
+    axes: dict[str, tuple] = {}
+    for k, values in axes_raw.items():
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"{source}: axis {k!r} must be a non-empty list of values, got {values!r}")
+        coerced = tuple(_coerce(f"axes.{k}[{i}]", v, hints[k]) for i, v in enumerate(values))
+        if len(set(map(_canonical, coerced))) != len(coerced):
+            raise SpecError(f"{source}: axis {k!r} repeats a value: {values!r}")
+        axes[k] = coerced
+
+    resources_raw = raw.get("resources") or {}
+    if not isinstance(resources_raw, dict):
+        raise SpecError(f"{source}: 'resources' must be a mapping with keys {', '.join(RESOURCE_KEYS)}")
+    _check_keys(resources_raw, RESOURCE_KEYS, f"{source}: resources")
+    resources = Resources(
+        cpus=_coerce("resources.cpus", resources_raw.get("cpus", 1.0), float),
+        gpus=_coerce("resources.gpus", resources_raw.get("gpus", 0.0), float),
+    )
+    spec = SweepSpec(
+        name=name,
+        task=task.name,
+        fixed=fixed,
+        axes=axes,
+        seeds=_seeds(raw.get("seeds", 1)),
+        resources=resources,
+        runs_per_trial=_positive_int("runs_per_trial", raw.get("runs_per_trial", 1)),
+        max_failures=_nonneg_int("max_failures", raw.get("max_failures", 2)),
+        description=str(raw.get("description") or ""),
+        smoke=raw.get("smoke") or {},
+    )
+    expand(spec)  # builds every config once, so invalid combinations fail here
+    return spec
+
+
+def resolve_task(name: str) -> task_registry.Task:
+    try:
+        return task_registry.get_task(name)
+    except task_registry.UnknownTaskError as exc:
+        raise UnknownTaskError(str(exc)) from None
+
+
+# ----------------------------------------------------------------------------- expansion
+
+
+def expand(spec: SweepSpec) -> list[RunSpec]:
+    """The spec's runs, in a stable order: grid points (axes in spec order), then seeds."""
+    task = resolve_task(spec.task)
+    names = list(spec.axes)
+    runs: list[RunSpec] = []
+    for combo in itertools.product(*(spec.axes[n] for n in names)):
+        params = {**spec.fixed, **dict(zip(names, combo))}
+        config = build_config(task, params)
+        plain = config_to_dict(config)
+        point = _hash({"task": task.name, "config": plain})
+        for seed in spec.seeds:
+            runs.append(RunSpec(run_id=run_id(task.name, plain, seed), task=task.name,
+                                config=plain, seed=seed, point_id=point))
+    return runs
+
+
+def build_config(task: task_registry.Task, params: Mapping[str, Any]):
+    try:
+        return task.config_cls(**params)
+    except (TypeError, ValueError) as exc:
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        raise SpecError(f"task {task.name!r}: invalid parameters ({shown}): {exc}") from None
+
+
+def config_from_dict(task: task_registry.Task, plain: Mapping[str, Any]):
+    """Rebuild a task's config from its plain form (as stored in a trial or a run row)."""
+    hints = typing.get_type_hints(task.config_cls)
+    return task.config_cls(**{k: _coerce(k, v, hints[k]) for k, v in plain.items()})
+
+
+def config_to_dict(config) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def run_id(task: str, config: Mapping[str, Any], seed: int) -> str:
+    """Stable id of a run: a hash of task, fully resolved config and seed."""
+    return _hash({"task": task, "config": dict(config), "seed": int(seed)})
+
+
+def pack(runs: Sequence[RunSpec], runs_per_trial: int) -> list[Trial]:
+    """Group runs by grid point and cut each group into trials of at most runs_per_trial seeds."""
+    by_point: dict[str, list[RunSpec]] = {}
+    for r in runs:
+        by_point.setdefault(r.point_id, []).append(r)
+    trials = []
+    for group in by_point.values():
+        for i in range(0, len(group), runs_per_trial):
+            chunk = group[i:i + runs_per_trial]
+            ids = tuple((r.run_id, r.seed) for r in chunk)
+            trials.append(Trial(trial_id=_hash([r for r, _ in ids])[:12], task=chunk[0].task,
+                                config=chunk[0].config, runs=ids))
+    return trials
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _hash(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(_plain(value), sort_keys=True)
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=list))
+
+
+def _deep_copy(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _field_names(config_cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(config_cls)]
+
+
+def _check_keys(mapping: Mapping, allowed: Sequence[str], where: str) -> None:
+    unknown = [k for k in mapping if k not in allowed]
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    if isinstance(value, bool):
+        raise SpecError(f"seeds must be a count or a list of ints, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise SpecError(f"seeds: a count must be >= 1, got {value}")
+        return tuple(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        if len(set(value)) != len(value):
+            raise SpecError(f"seeds: list repeats a seed: {value}")
+        return tuple(value)
+    raise SpecError(f"seeds must be a count (int >= 1) or a non-empty list of ints, got {value!r}")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def _nonneg_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError(f"{name} must be an int >= 0, got {value!r}")
+    return value
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    """`key=value` (value parsed as YAML). Top-level keys and resources.* set the spec;
+    any other key sets a task parameter: a list on an axis replaces that axis, a scalar
+    on an axis collapses it to that value, anything else becomes a fixed parameter."""
+    if "=" not in item:
+        raise SpecError(f"--set {item!r}: expected key=value")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"--set {item!r}: value is not valid YAML: {exc}") from None
+    if key.startswith("resources."):
+        raw.setdefault("resources", {})
+        if not isinstance(raw["resources"], dict):
+            raise SpecError("resources must be a mapping")
+        raw["resources"][key.split(".", 1)[1]] = value
+        return
+    if key in ("fixed", "axes", "smoke", "resources"):
+        raise SpecError(f"--set {key}=...: set one entry (e.g. --set epochs=1 or --set resources.cpus=2)")
+    if key in TOP_LEVEL_KEYS:
+        raw[key] = value
+        return
+    axes = raw.setdefault("axes", {}) or {}
+    fixed = raw.setdefault("fixed", {}) or {}
+    raw["axes"], raw["fixed"] = axes, fixed
+    if key in axes and isinstance(value, list):
+        axes[key] = value
+    elif key in axes:
+        del axes[key]
+        fixed[key] = value
+    elif isinstance(value, list) and key not in fixed:
+        axes[key] = value  # a new axis
+    else:
+        fixed[key] = value
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(where: str, value: Any, tp: Any) -> Any:
+    """Check `value` against annotation `tp`; return it in the form the config wants."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise SpecError(f"{where}: {value!r} is not allowed; allowed values: {', '.join(map(repr, args))}")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(where, value, option)
+            except SpecError as exc:
+                errors.append(str(exc).split(": ", 1)[-1])
+        raise SpecError(f"{where}: {value!r} does not fit {_type_name(tp)} ({'; '.join(errors)})")
+    if origin in (tuple, list, Sequence) or tp in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise SpecError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        return tuple(_coerce(f"{where}[{i}]", v, inner) for i, v in enumerate(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise SpecError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise SpecError(f"{where}: expected an int, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise SpecError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise SpecError(f"{where}: expected a string, got {value!r}")
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise SpecError(f"{where}: expected {_type_name(tp)}, got {value!r}")

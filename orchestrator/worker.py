@@ -1,0 +1,251 @@
+"""What runs inside a trial, on whatever worker executes it: seed, run, write.
+
+Both executors call `TrialRunner`; it holds nothing Ray-specific, so the inline executor
+and a Ray Tune trial execute exactly the same code.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import math
+import os
+import platform
+import random
+import socket
+import subprocess
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+import tasks as task_registry
+from orchestrator.spec import Trial, config_from_dict
+from orchestrator.store import SweepStore
+
+ProgressFn = Callable[[dict], None]
+
+# ----------------------------------------------------------------------------- provenance
+
+
+def git_commit() -> str | None:
+    """The project's commit (with '+dirty' for uncommitted changes), or SYMSWEEP_GIT_COMMIT
+    where the code runs outside a checkout (e.g. a cluster image built from one)."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return os.environ.get("SYMSWEEP_GIT_COMMIT")
+
+
+@functools.lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"python": platform.python_version()}
+    for pkg in ("symsweep", "torch", "numpy", "ray"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+        torch.manual_seed(seed)
+    except ImportError:
+        pass
+
+
+def pick_device() -> str:
+    try:
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+# ----------------------------------------------------------------------------- context
+
+
+@dataclass
+class WorkerContext:
+    """The RunContext one run gets: collects history and artifacts, forwards progress."""
+
+    device: str
+    data_root: str | None
+    num_threads: int
+    on_log: Callable[[int, dict], None] | None = None
+    history: list[dict] = field(default_factory=list)
+    artifacts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def log(self, step: int, **metrics: float) -> None:
+        self.history.append({"step": int(step), **metrics})
+        if self.on_log is not None:
+            self.on_log(step, metrics)
+
+    def save_artifact(self, name: str, arrays: Mapping[str, np.ndarray]) -> None:
+        self.artifacts[name] = {k: np.asarray(v) for k, v in arrays.items()}
+
+
+# ----------------------------------------------------------------------------- runner
+
+
+@dataclass
+class TrialRunner:
+    """Executes the runs of one trial and writes each the moment it finishes.
+
+    Picklable: it travels to Ray workers. A retried trial skips the runs that already
+    have a final row, so a worker lost mid-trial costs only its unfinished runs.
+    """
+
+    store_uri: str
+    sweep: str
+    cpus_per_trial: float = 1.0
+    data_root: str | None = None
+    git_commit: str | None = None
+    retry_failed: bool = False
+
+    def __call__(self, trial: Trial, report: ProgressFn | None = None) -> dict:
+        store = SweepStore(self.store_uri)
+        task = task_registry.get_task(trial.task)
+        config = config_from_dict(task, trial.config)
+        threads = max(1, int(self.cpus_per_trial))
+        device = pick_device()
+        _limit_threads(threads)
+        counts = {"finished": 0, "completed": 0, "failed": 0, "diverged": 0, "skipped": 0}
+
+        def finish(status: str) -> None:
+            counts["finished"] += 1
+            counts[status] = counts.get(status, 0) + 1
+            if report is not None:
+                report(dict(counts, trial_runs=len(trial.runs)))
+
+        todo, attempts = [], {}
+        final = ("completed", "diverged") if self.retry_failed else ("completed", "diverged", "failed")
+        for run_id, seed in trial.runs:
+            previous = store.run_record(run_id)
+            if previous is not None and previous["status"] in final:
+                counts["skipped"] += 1
+                finish(previous["status"])
+            else:
+                todo.append((run_id, seed))
+                attempts[run_id] = 1 + int((previous or {}).get("attempt") or 0)
+
+        if task.run_many is not None and len(todo) > 1:
+            todo = self._run_many(task, config, trial, todo, attempts, store, device, threads, finish)
+        for run_id, seed in todo:
+            ctx = WorkerContext(device=device, data_root=self.data_root, num_threads=threads)
+            seed_everything(seed)
+            started = time.time()
+            outcome = _call(lambda: task.run(config, seed, ctx))
+            self._write(store, trial, run_id, seed, outcome, ctx, started, time.time(), device,
+                        attempts[run_id])
+            finish(outcome[0])
+        return counts
+
+    # A vectorized batch of seeds. Seeds it leaves without a result (the batch raised)
+    # fall back to one-by-one runs, so one bad seed cannot fail its neighbours.
+    def _run_many(self, task, config, trial, todo, attempts, store, device, threads, finish):
+        contexts = {seed: WorkerContext(device=device, data_root=self.data_root, num_threads=threads)
+                    for _, seed in todo}
+        ids = dict((seed, rid) for rid, seed in todo)
+        seed_everything(todo[0][1])
+        started = time.time()
+        finished: set[int] = set()
+        try:
+            for seed, result in task.run_many(config, [s for _, s in todo], contexts.__getitem__):
+                now = time.time()
+                outcome = _outcome_of(result)
+                self._write(store, trial, ids[seed], seed, outcome, contexts[seed], started, now, device,
+                            attempts[ids[seed]], batch=len(todo))
+                finished.add(seed)
+                finish(outcome[0])
+        except Exception:  # noqa: BLE001 - fall back to single runs, which record the error
+            traceback.print_exc()
+        return [(rid, s) for rid, s in todo if s not in finished]
+
+    def _write(self, store, trial, run_id, seed, outcome, ctx, started, finished, device, attempt,
+               batch: int = 1) -> None:
+        status, result, error, tb = outcome
+        row: dict[str, Any] = {
+            "run_id": run_id, "sweep": self.sweep, "task": trial.task, "trial_id": trial.trial_id,
+            "seed": int(seed), "status": status, "attempt": attempt, "error": error, "traceback": tb,
+            "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc),
+            "finished_at": dt.datetime.fromtimestamp(finished, dt.timezone.utc),
+            "duration_s": float(finished - started), "batch_size_runs": batch,
+            "host": socket.gethostname(), "device": _device_name(device), "pid": os.getpid(),
+            "git_commit": self.git_commit, "config_json": json.dumps(trial.config, sort_keys=True),
+            "peak_gpu_mem_mb": _peak_gpu_mb(device), "peak_rss_mb": _peak_rss_mb(),
+        }
+        row.update({f"v_{k}": v for k, v in library_versions().items()})
+        for k, v in trial.config.items():
+            row[f"cfg_{k}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
+        for k, v in (result.metrics if result else {}).items():
+            row[f"metric_{k}"] = None if v is None else float(v)
+        store.write_run(row, ctx.history or (result.history if result else []),
+                        {**(result.artifacts if result else {}), **ctx.artifacts})
+
+
+def _call(fn: Callable[[], task_registry.RunResult]):
+    try:
+        return _outcome_of(fn())
+    except task_registry.Diverged as exc:
+        return "diverged", None, f"Diverged: {exc}", None
+    except Exception as exc:  # noqa: BLE001 - a failed run is a row, and the sweep goes on
+        tb = traceback.format_exc()
+        return "failed", None, f"{type(exc).__name__}: {exc}", tb[-4000:]
+
+
+def _outcome_of(result) -> tuple[str, Any, str | None, str | None]:
+    if not isinstance(result, task_registry.RunResult):
+        return "failed", None, f"TypeError: task returned {type(result).__name__}, not RunResult", None
+    status = result.status
+    error = None
+    if status == "completed" and result.has_nonfinite_metric():
+        bad = [k for k, v in result.metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        status, error = "diverged", f"non-finite metrics: {', '.join(bad)}"
+    return status, result, error, None
+
+
+def _limit_threads(n: int) -> None:
+    try:
+        import torch
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    except ImportError:
+        pass
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        import torch
+        return f"cuda:{torch.cuda.get_device_name()}"
+    return f"cpu:{platform.machine()}"
+
+
+def _peak_gpu_mb(device: str) -> float | None:
+    if device != "cuda":
+        return None
+    import torch
+    peak = torch.cuda.max_memory_allocated() / 2**20
+    torch.cuda.reset_peak_memory_stats()
+    return float(peak)
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    except (ImportError, OSError):
+        return None

@@ -1,0 +1,109 @@
+"""The task contract: what a task gives the orchestrator and what it gets back.
+
+A task is plain Python and torch. It never imports Ray, never touches the store and
+knows nothing of other tasks. The orchestrator hands it a frozen config, a seed and a
+`RunContext`; it returns a `RunResult`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+# Statuses a run row can carry. `completed` is the only one that marks a run as done.
+COMPLETED = "completed"
+FAILED = "failed"
+DIVERGED = "diverged"
+STATUSES = (COMPLETED, FAILED, DIVERGED)
+
+
+class Diverged(Exception):
+    """Raised by a task when training went non-finite; the run is recorded as `diverged`."""
+
+
+@dataclass
+class RunResult:
+    """What one run leaves behind.
+
+    metrics:   final scalar metrics (float, int, or None for "not measured").
+    history:   per-step records, each `{"step": int, metric: value, ...}`.
+    artifacts: name -> dict of numpy arrays (e.g. final weights), saved as .npz.
+    status:    `completed` unless the task decides otherwise (e.g. `diverged`).
+    """
+
+    metrics: dict[str, float | int | None] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    artifacts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    status: str = COMPLETED
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
+
+    def has_nonfinite_metric(self) -> bool:
+        return any(
+            isinstance(v, float) and not math.isfinite(v) for v in self.metrics.values()
+        )
+
+
+class RunContext(Protocol):
+    """What the orchestrator lends a running task."""
+
+    device: str          # "cuda" or "cpu"
+    data_root: str | None  # root of local datasets (--data-root / SYMSWEEP_DATA), or None
+    num_threads: int     # CPU threads this run may use
+
+    def log(self, step: int, **metrics: float) -> None:
+        """Record one history step (also shown as progress)."""
+
+    def save_artifact(self, name: str, arrays: Mapping[str, np.ndarray]) -> None:
+        """Keep named arrays with the run (written with the run row)."""
+
+
+@dataclass
+class SimpleContext:
+    """A context for calling a task directly (notebooks, tests): collects what it is given."""
+
+    device: str = "cpu"
+    data_root: str | None = None
+    num_threads: int = 1
+    history: list[dict[str, float]] = field(default_factory=list)
+    artifacts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def log(self, step: int, **metrics: float) -> None:
+        self.history.append({"step": step, **metrics})
+
+    def save_artifact(self, name: str, arrays: Mapping[str, np.ndarray]) -> None:
+        self.artifacts[name] = {k: np.asarray(v) for k, v in arrays.items()}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A registered experiment.
+
+    name:          the name sweep specs use (`task: NAME`).
+    config_cls:    a frozen dataclass; every field has a default or is required.
+    run:           run(config, seed, ctx) -> RunResult.
+    run_many:      optional run_many(config, seeds, ctx_for_seed) -> iterator of
+                   (seed, RunResult): trains several seeds together. `ctx_for_seed(seed)`
+                   gives each seed its own context (history, artifacts).
+    summary_metrics: metrics the end-of-sweep table shows (mean +- std over seeds).
+    aggregate:     optional aggregate(runs_df, history_df, load_artifact) ->
+                   dict[name, DataFrame], written under the sweep's aggregates/;
+                   load_artifact(run_id, name) -> dict of arrays.
+    """
+
+    name: str
+    config_cls: type
+    run: Callable[[Any, int, RunContext], RunResult]
+    run_many: Callable[..., Any] | None = None
+    summary_metrics: Sequence[str] = ()
+    aggregate: Callable[..., dict] | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not (dataclasses.is_dataclass(self.config_cls)):
+            raise TypeError(f"task {self.name!r}: config_cls must be a dataclass")
