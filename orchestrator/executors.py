@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
@@ -91,7 +92,17 @@ class RayExecutor:
 
             def trainable(config: dict) -> None:
                 trial = by_id[config["trial"]]
-                runner(trial, lambda counts: tune.report(dict(counts)))
+                last = [0.0]
+
+                # Each tune.report is a round trip to the driver: report at most twice a
+                # second, and always the trial's last run.
+                def report(counts: dict) -> None:
+                    now = time.monotonic()
+                    if now - last[0] >= 0.5 or counts["finished"] == counts["trial_runs"]:
+                        last[0] = now
+                        tune.report(dict(counts))
+
+                runner(trial, report)
 
             resources = {"cpu": self.resources.cpus, "gpu": self.resources.gpus}
             tuner = tune.Tuner(

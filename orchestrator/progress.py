@@ -24,6 +24,13 @@ class Progress:
         self._last_print = 0.0
         self._last_line = ""
 
+    # Tune pickles its callbacks with the experiment state; a stream does not pickle.
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "stream"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, stream=sys.stderr)
+
     def counts(self) -> dict[str, int]:
         out = {"finished": 0, "failed": 0, "diverged": 0, "skipped": 0}
         for c in self._per_trial.values():

@@ -36,6 +36,14 @@ import yaml
 from orchestrator.errors import LockError, StoreError
 
 RUNS, HISTORY, ARTIFACTS, AGGREGATES, QUARANTINE = "runs", "history", "artifacts", "aggregates", "quarantine"
+# Columns every row of the `runs` table has (README "Store tables" documents each), besides
+# one `cfg_<name>` column per config field and one `metric_<name>` column per final metric.
+RUN_COLUMNS = (
+    "run_id", "sweep", "task", "trial_id", "seed", "status", "attempt", "error", "traceback",
+    "started_at", "finished_at", "duration_s", "batch_size_runs", "host", "device", "pid",
+    "git_commit", "config_json", "peak_gpu_mem_mb", "peak_rss_mb",
+    "v_python", "v_symsweep", "v_torch", "v_numpy", "v_ray",
+)
 HISTORY_SCHEMA = pa.schema([("run_id", pa.string()), ("step", pa.int64()),
                             ("metric", pa.string()), ("value", pa.float64())])
 

@@ -79,7 +79,8 @@ def _prepare(x: torch.Tensor, config: ImageClassificationConfig, mean, std, gen)
 def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunResult:
     data = _dataset(config.dataset, ctx.data_root, config.download, config.test_fraction, config.split_seed)
     device = torch.device(ctx.device)
-    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # model init; also reproducible when called outside the orchestrator
+    gen = torch.Generator().manual_seed(seed)  # batch order and random fill
     mean, std = data.channel_stats()
     per_batch_noise = config.fill == RANDOM and config.random_fill == "per_batch"
     if per_batch_noise:

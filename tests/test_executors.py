@@ -1,0 +1,92 @@
+"""One contract suite for both executors: same runs, same rows, same numbers."""
+from __future__ import annotations
+
+import pytest
+
+from orchestrator import InlineExecutor, RayExecutor, SweepStore, TrialRunner, expand, pack, spec_from_dict
+from orchestrator.progress import Progress
+from orchestrator.spec import Resources
+
+
+@pytest.fixture(params=["inline", "ray"])
+def executor(request):
+    if request.param == "ray":
+        request.getfixturevalue("ray_local")
+        return RayExecutor(Resources(cpus=1), max_failures=1)
+    return InlineExecutor()
+
+
+def _sweep(tmp_path, **fixed):
+    spec = spec_from_dict({"name": "c", "task": "synthetic", "fixed": fixed,
+                           "axes": {"steps": [3, 7]}, "seeds": 4, "runs_per_trial": 3})
+    store = SweepStore(str(tmp_path / "c"))
+    runner = TrialRunner(store_uri=store.uri, sweep="c", git_commit="abc")
+    return spec, store, runner
+
+
+def _execute(executor, spec, store, runner, trials=None):
+    trials = trials if trials is not None else pack(expand(spec), spec.runs_per_trial)
+    progress = Progress("c", total=len(expand(spec)))
+    return executor.execute(trials, runner, progress), progress
+
+
+def test_every_run_written_once_with_provenance(executor, tmp_path):
+    spec, store, runner = _sweep(tmp_path)
+    _, progress = _execute(executor, spec, store, runner)
+    runs = store.read_runs()
+    assert sorted(runs["run_id"]) == sorted(r.run_id for r in expand(spec))
+    assert set(runs["status"]) == {"completed"}
+    assert progress.counts()["finished"] == 8
+    row = runs.iloc[0]
+    for col in ("host", "device", "v_torch", "v_numpy", "v_python", "started_at", "duration_s", "config_json"):
+        assert row[col] is not None, col
+    assert row["git_commit"] == "abc"
+    assert set(store.read_history()["run_id"]) == set(runs["run_id"])
+
+
+def test_failures_and_divergence_are_rows_and_the_sweep_goes_on(executor, tmp_path):
+    spec, store, runner = _sweep(tmp_path, fail_seeds=[1], diverge_seeds=[2])
+    _execute(executor, spec, store, runner)
+    runs = store.read_runs().set_index("seed")
+    assert (runs.loc[1, "status"] == "failed").all()
+    assert runs.loc[1, "error"].str.contains("RuntimeError: synthetic failure requested for seed 1").all()
+    assert runs.loc[1, "traceback"].str.contains("Traceback").all()
+    assert (runs.loc[2, "status"] == "diverged").all()
+    assert (runs.loc[[0, 3], "status"] == "completed").all()
+
+
+def test_same_run_reproduces_across_executors(executor, tmp_path):
+    spec, store, runner = _sweep(tmp_path)
+    _execute(executor, spec, store, runner)
+    other, other_store, other_runner = _sweep(tmp_path / "again")
+    _execute(InlineExecutor(), other, other_store, other_runner)
+    a = store.read_runs().set_index("run_id")["metric_loss"].sort_index()
+    b = other_store.read_runs().set_index("run_id")["metric_loss"].sort_index()
+    assert a.to_dict() == b.to_dict()
+
+
+def test_a_rerun_trial_skips_finished_runs(executor, tmp_path):
+    spec, store, runner = _sweep(tmp_path)
+    trials = pack(expand(spec), spec.runs_per_trial)
+    _execute(executor, spec, store, runner, trials[:1])
+    first = store.read_runs().set_index("run_id")["finished_at"]
+    _execute(executor, spec, store, runner)  # as a retried trial would: every trial again
+    runs = store.read_runs().set_index("run_id")
+    assert len(runs) == 8
+    assert (runs.loc[first.index, "finished_at"] == first).all()  # never rewritten
+    assert (runs["attempt"] == 1).all()
+
+
+def test_run_rows_carry_the_documented_columns(tmp_path):
+    from conftest import REPO
+    from orchestrator.store import HISTORY_SCHEMA, RUN_COLUMNS
+    spec, store, runner = _sweep(tmp_path)
+    _execute(InlineExecutor(), spec, store, runner)
+    runs = store.read_runs()
+    assert set(RUN_COLUMNS) <= set(runs.columns)
+    extra = set(runs.columns) - set(RUN_COLUMNS)
+    assert extra == {f"cfg_{k}" for k in spec.to_dict()["fixed"]} | {f"cfg_{k}" for k in expand(spec)[0].config} \
+        | {"metric_loss", "metric_weight_error"}
+    readme = (REPO / "README.md").read_text()
+    for col in (*RUN_COLUMNS, *HISTORY_SCHEMA.names):
+        assert f"`{col}`" in readme, f"README does not document column {col}"

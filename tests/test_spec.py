@@ -1,0 +1,106 @@
+"""Spec loading, validation, grid expansion, run ids and packing."""
+from __future__ import annotations
+
+import pytest
+
+from orchestrator import SpecError, UnknownTaskError, expand, pack, run_id, spec_from_dict
+from orchestrator.spec import SweepSpec
+
+BASE = {"name": "t", "task": "synthetic", "fixed": {"steps": 5}, "axes": {"lr": [0.1, 0.2]}, "seeds": 3}
+
+
+def test_grid_is_cartesian_product_times_seeds():
+    spec = spec_from_dict({**BASE, "axes": {"lr": [0.1, 0.2], "n_features": [2, 3, 4]}})
+    runs = expand(spec)
+    assert len(runs) == 2 * 3 * 3
+    assert {(r.config["lr"], r.config["n_features"], r.seed) for r in runs} == {
+        (lr, nf, s) for lr in (0.1, 0.2) for nf in (2, 3, 4) for s in range(3)}
+    assert len({r.run_id for r in runs}) == len(runs)
+
+
+def test_run_id_is_stable_and_covers_resolved_config():
+    runs = expand(spec_from_dict(BASE))
+    again = expand(spec_from_dict({**BASE, "fixed": {"steps": 5, "n_samples": 64}}))  # 64 is the default
+    assert [r.run_id for r in runs] == [r.run_id for r in again]
+    cfg = runs[0].config
+    assert cfg["n_samples"] == 64 and cfg["sleep_s"] == 0.0  # defaults are part of the resolved config
+    assert runs[0].run_id == run_id("synthetic", dict(reversed(list(cfg.items()))), runs[0].seed)
+    assert run_id("synthetic", cfg, 0) != run_id("synthetic", cfg, 1)
+    assert run_id("synthetic", cfg, 0) != run_id("synthetic", {**cfg, "steps": 6}, 0)
+    assert len(runs[0].run_id) == 16
+
+
+def test_seeds_count_or_list():
+    assert spec_from_dict({**BASE, "seeds": 4}).seeds == (0, 1, 2, 3)
+    assert spec_from_dict({**BASE, "seeds": [7, 11]}).seeds == (7, 11)
+    for bad in (0, [], [1, 1], "3", True, [1.5]):
+        with pytest.raises(SpecError, match="seeds"):
+            spec_from_dict({**BASE, "seeds": bad})
+
+
+def test_overrides_scale_a_spec_down():
+    spec = spec_from_dict(BASE, ["seeds=2", "steps=1", "lr=0.5", "resources.cpus=0.5", "runs_per_trial=4"])
+    assert spec.seeds == (0, 1)
+    assert spec.fixed == {"steps": 1, "lr": 0.5} and spec.axes == {}
+    assert spec.resources.cpus == 0.5 and spec.runs_per_trial == 4
+    spec = spec_from_dict(BASE, ["lr=[0.3, 0.4, 0.5]", "n_features=[1, 2]"])
+    assert spec.axes == {"lr": (0.3, 0.4, 0.5), "n_features": (1, 2)}
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({**BASE, "seedz": 3}, r"unknown key\(s\) 'seedz'; allowed: name, task"),
+    ({**BASE, "fixed": {"stepz": 5}}, r"unknown key\(s\) 'stepz'; allowed: n_features, n_samples, steps"),
+    ({**BASE, "axes": {"lrr": [1]}}, r"'lrr'; allowed: n_features"),
+    ({**BASE, "fixed": {"steps": "five"}}, r"fixed.steps: expected an int, got 'five'"),
+    ({**BASE, "fixed": {"steps": 2.5}}, r"expected an int, got 2.5"),
+    ({**BASE, "fixed": {"steps": 0}}, r"steps must be >= 1"),
+    ({**BASE, "axes": {"lr": []}}, r"axis 'lr' must be a non-empty list"),
+    ({**BASE, "axes": {"lr": 0.1}}, r"axis 'lr' must be a non-empty list"),
+    ({**BASE, "axes": {"steps": [1]}}, r"set both in 'fixed' and in 'axes'"),
+    ({**BASE, "resources": {"cpu": 1}}, r"unknown key\(s\) 'cpu'; allowed: cpus, gpus"),
+    ({**BASE, "resources": {"cpus": -1}}, r"resources must be >= 0"),
+    ({**BASE, "runs_per_trial": 0}, r"runs_per_trial must be an int >= 1"),
+    ({**BASE, "name": "a b"}, r"name 'a b' may hold only"),
+    ({k: v for k, v in BASE.items() if k != "task"}, r"'task' is required"),
+])
+def test_bad_specs_name_the_value_and_what_is_allowed(raw, message):
+    with pytest.raises(SpecError, match=message):
+        spec_from_dict(raw)
+
+
+def test_unknown_task_lists_registered_tasks():
+    with pytest.raises(UnknownTaskError, match=r"unknown task 'nope'; registered tasks: .*image_classification.*synthetic"):
+        spec_from_dict({**BASE, "task": "nope"})
+
+
+def test_literal_and_union_types_are_checked():
+    base = {"name": "i", "task": "image_classification", "seeds": 1}
+    with pytest.raises(SpecError, match=r"'cosinus' is not allowed; allowed values: 'cosine', 'none'"):
+        spec_from_dict({**base, "fixed": {"scheduler": "cosinus"}})
+    with pytest.raises(SpecError, match=r"fixed.fill: 'noise' does not fit"):
+        spec_from_dict({**base, "fixed": {"fill": "noise"}})
+    spec = spec_from_dict({**base, "axes": {"fill": [0, 0.5, "random"]}})
+    assert spec.axes["fill"] == (0.0, 0.5, "random")
+
+
+def test_bad_override_syntax():
+    with pytest.raises(SpecError, match="expected key=value"):
+        spec_from_dict(BASE, ["seeds"])
+    with pytest.raises(SpecError, match="set one entry"):
+        spec_from_dict(BASE, ["fixed={}"])
+
+
+def test_packing_groups_seeds_of_one_grid_point():
+    spec = spec_from_dict({**BASE, "seeds": 5})
+    trials = pack(expand(spec), runs_per_trial=2)
+    assert [len(t.runs) for t in trials] == [2, 2, 1, 2, 2, 1]
+    for t in trials:
+        assert len({(r.run_id) for r in expand(spec) if (r.run_id, r.seed) in t.runs}) == len(t.runs)
+        assert all(r.config == t.config for r in expand(spec) if (r.run_id, r.seed) in t.runs)
+    assert len({t.trial_id for t in trials}) == len(trials)
+
+
+def test_to_dict_round_trips():
+    spec = spec_from_dict({**BASE, "smoke": {"seeds": 1}})
+    again = spec_from_dict(spec.to_dict())
+    assert isinstance(again, SweepSpec) and again == spec
