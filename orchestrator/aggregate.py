@@ -54,14 +54,46 @@ def format_summary(table: pd.DataFrame, metrics: list[str]) -> str:
     return shown.to_string(index=False)
 
 
-def aggregate_sweep(spec: SweepSpec, store: SweepStore) -> dict[str, pd.DataFrame]:
-    """Write `summary` and the task's own tables under aggregates/; return them."""
+def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True) -> dict[str, pd.DataFrame]:
+    """Write `summary` and the task's own tables (and figures) under aggregates/; return the tables."""
     task = resolve_task(spec.task)
     runs = store.read_runs()
     tables = {"summary": summary_table(runs, list(task.summary_metrics) or None)}
+    history = None
     if task.aggregate is not None and not runs.empty:
-        tables.update(task.aggregate(runs, store.read_history(), store.read_artifact))
+        history = store.read_history()
+        args = (runs, history, store.read_artifact)
+        if task.aggregate_config is not None:  # tasks without settings take three arguments
+            args += (aggregate_settings(task, spec.aggregate),)
+        tables.update(task.aggregate(*args))
     for name, df in tables.items():
         if not df.empty:
             store.write_aggregate(name, df)
+    if figures and task.figures is not None and not runs.empty:
+        history = store.read_history() if history is None else history
+        save_figures(store, task.figures(tables, runs, history))
     return tables
+
+
+def aggregate_settings(task, options):
+    """The task's aggregation settings from the spec's `aggregate:` section (validated there)."""
+    if task.aggregate_config is None:
+        return None
+    from orchestrator.spec import build_settings
+    return build_settings(task, options)
+
+
+def save_figures(store: SweepStore, figs: dict) -> list[str]:
+    """Save matplotlib figures as aggregates/figures/<name>.png (atomically) and close them."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    paths = []
+    for name, fig in figs.items():
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(store.write_file(f"aggregates/figures/{name}.png", buf.getvalue()))
+    return paths

@@ -58,6 +58,8 @@ class SweepSpec:
     description: str = ""
     smoke: Mapping[str, Any] = field(default_factory=dict)
     """--set overrides that shrink this spec to a seconds-long budget (used by the tests)."""
+    aggregate: Mapping[str, Any] = field(default_factory=dict)
+    """Settings of the task's aggregation (e.g. RD bins); not part of the runs' identity."""
 
     def science(self) -> dict:
         """What defines the runs: a change here changes the sweep (resume refuses it)."""
@@ -80,6 +82,7 @@ class SweepSpec:
             "runs_per_trial": self.runs_per_trial,
             "max_failures": self.max_failures,
             "smoke": _plain(dict(self.smoke)),
+            "aggregate": _plain(dict(self.aggregate)),
         }
 
 
@@ -109,7 +112,7 @@ class Trial:
 
 TOP_LEVEL_KEYS = (
     "name", "task", "description", "fixed", "axes", "seeds", "resources",
-    "runs_per_trial", "max_failures", "smoke",
+    "runs_per_trial", "max_failures", "smoke", "aggregate",
 )
 RESOURCE_KEYS = ("cpus", "gpus")
 
@@ -184,7 +187,9 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
         max_failures=_nonneg_int("max_failures", raw.get("max_failures", 2)),
         description=str(raw.get("description") or ""),
         smoke=raw.get("smoke") or {},
+        aggregate=raw.get("aggregate") or {},
     )
+    build_settings(task, spec.aggregate, source)
     expand(spec)  # builds every config once, so invalid combinations fail here
     return spec
 
@@ -213,6 +218,23 @@ def expand(spec: SweepSpec) -> list[RunSpec]:
             runs.append(RunSpec(run_id=run_id(task.name, plain, seed), task=task.name,
                                 config=plain, seed=seed, point_id=point))
     return runs
+
+
+def build_settings(task: task_registry.Task, options: Mapping[str, Any], source: str = "spec"):
+    """The task's aggregation settings from a spec's `aggregate:` mapping, validated."""
+    if not isinstance(options, Mapping):
+        raise SpecError(f"{source}: 'aggregate' must be a mapping of setting -> value")
+    if task.aggregate_config is None:
+        if options:
+            raise SpecError(f"{source}: task {task.name!r} has no aggregation settings; remove 'aggregate'")
+        return None
+    _check_keys(options, _field_names(task.aggregate_config), f"{source}: aggregate (task {task.name!r} settings)")
+    hints = typing.get_type_hints(task.aggregate_config)
+    values = {k: _coerce(f"aggregate.{k}", v, hints[k]) for k, v in options.items()}
+    try:
+        return task.aggregate_config(**values)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"{source}: invalid aggregate settings: {exc}") from None
 
 
 def build_config(task: task_registry.Task, params: Mapping[str, Any]):
@@ -321,13 +343,14 @@ def _apply_override(raw: dict, item: str) -> None:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SpecError(f"--set {item!r}: value is not valid YAML: {exc}") from None
-    if key.startswith("resources."):
-        raw.setdefault("resources", {})
-        if not isinstance(raw["resources"], dict):
-            raise SpecError("resources must be a mapping")
-        raw["resources"][key.split(".", 1)[1]] = value
+    if key.startswith(("resources.", "aggregate.")):
+        section, sub = key.split(".", 1)
+        if not isinstance(raw.setdefault(section, {}) or {}, dict):
+            raise SpecError(f"{section} must be a mapping")
+        raw[section] = raw[section] or {}
+        raw[section][sub] = value
         return
-    if key in ("fixed", "axes", "smoke", "resources"):
+    if key in ("fixed", "axes", "smoke", "resources", "aggregate"):
         raise SpecError(f"--set {key}=...: set one entry (e.g. --set epochs=1 or --set resources.cpus=2)")
     if key in TOP_LEVEL_KEYS:
         raw[key] = value

@@ -223,6 +223,12 @@ class SweepStore:
     def read_aggregate(self, name: str) -> pd.DataFrame:
         return pq.read_table(io.BytesIO(self._get(self._p(AGGREGATES, f"{name}.parquet")))).to_pandas()
 
+    def write_file(self, relpath: str, data: bytes) -> str:
+        """Write any file (a figure, a report) under the sweep folder, atomically."""
+        path = self._p(*relpath.split("/"))
+        self._put(path, data)
+        return path
+
     def aggregates_dir(self) -> str:
         return self._p(AGGREGATES)
 

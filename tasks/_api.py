@@ -91,9 +91,17 @@ class Task:
                    (seed, RunResult): trains several seeds together. `ctx_for_seed(seed)`
                    gives each seed its own context (history, artifacts).
     summary_metrics: metrics the end-of-sweep table shows (mean +- std over seeds).
-    aggregate:     optional aggregate(runs_df, history_df, load_artifact) ->
+    aggregate:     optional aggregate(runs_df, history_df, load_artifact[, settings]) ->
                    dict[name, DataFrame], written under the sweep's aggregates/;
-                   load_artifact(run_id, name) -> dict of arrays.
+                   load_artifact(run_id, name) -> dict of arrays; `settings` (an
+                   aggregate_config instance) is passed only to tasks that declare one.
+    aggregate_config: optional frozen dataclass of aggregation settings (bins, ...), set
+                   by the spec's `aggregate:` section or `--set aggregate.KEY=VALUE`.
+    figures:       optional figures(tables, runs_df, history_df) -> dict[name, matplotlib
+                   Figure], saved as aggregates/figures/<name>.png; `tables` are the
+                   aggregate tables (including `summary`).
+    baseline:      the baseline level of the axis that comparison tables compare against,
+                   e.g. {"expansion_factor": 1}; empty when the task has none.
     """
 
     name: str
@@ -102,6 +110,9 @@ class Task:
     run_many: Callable[..., Any] | None = None
     summary_metrics: Sequence[str] = ()
     aggregate: Callable[..., dict] | None = None
+    aggregate_config: type | None = None
+    figures: Callable[..., dict] | None = None
+    baseline: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self) -> None:

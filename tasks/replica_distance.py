@@ -1,0 +1,251 @@
+"""The replica-distance (RD) metric of the paper (Sec. 4.2, 6.6 "Symmetry Metric Calculation").
+
+For the replicas of one model:
+1. flatten each replica's final weights (one row per replica);
+2. reduce the rows with UMAP to `n_components` dimensions (paper: 100; at most
+   n_replicas - 2 because UMAP's spectral initialisation needs fewer dimensions than
+   points; the result says when it reduced fewer);
+3. treat each replica's reduced vector as a 1-D empirical distribution of its
+   n_components values and take the 1-Wasserstein distance (POT) between every pair;
+4. histogram the pairwise distances (`bins` bins over [0, max distance]), smooth with a
+   Gaussian of `sigma_bins` bins, normalize to a probability density;
+5. RD = the mean of that density, E[d] = sum(d * p(d) * bin width): a larger RD means the
+   replicas ended further apart, i.e. more symmetry breaking. (The paper's "mean value of
+   the probability density" is read as the density's mean; the mean *height* of a
+   normalized density is just 1 / range and would not rank models this way.)
+
+A bootstrap over replicas (resampling replicas with replacement, reusing the embedding and
+dropping pairs of a replica with itself) gives the confidence interval.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class RDSettings:
+    n_components: int = 100
+    """UMAP output dimensions (capped at n_replicas - 2)."""
+    n_neighbors: int = 15
+    """UMAP neighbours (capped at n_replicas - 1)."""
+    umap_seed: int = 0
+    """UMAP random_state: fixes the embedding."""
+    reduction: Literal["umap", "none"] = "umap"
+    """umap (the paper), or none (use the flattened weights as they are)."""
+    bins: int = 50
+    """Histogram bins over [0, max pairwise distance]."""
+    sigma_bins: float = 1.0
+    """Gaussian smoothing width, in bins."""
+    bootstrap: int = 1000
+    """Bootstrap resamples of the replicas for the confidence interval."""
+    ci: float = 0.95
+    """Confidence level."""
+    bootstrap_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.reduction not in ("umap", "none"):
+            raise ValueError(f"reduction must be 'umap' or 'none', got {self.reduction!r}")
+        if self.bins < 2 or self.n_components < 1 or self.bootstrap < 0 or not 0 < self.ci < 1:
+            raise ValueError("bins >= 2, n_components >= 1, bootstrap >= 0 and 0 < ci < 1 are required")
+
+
+@dataclass
+class RDResult:
+    rd: float
+    ci_low: float
+    ci_high: float
+    n_replicas: int
+    n_components: int
+    embedding: np.ndarray          # (n_replicas, n_components)
+    distances: np.ndarray          # (n_replicas, n_replicas), symmetric, zero diagonal
+    density_x: np.ndarray          # bin centres
+    density: np.ndarray            # smoothed, normalized density at the bin centres
+    notes: list[str] = field(default_factory=list)
+
+
+def reduce(weights: np.ndarray, settings: RDSettings) -> tuple[np.ndarray, list[str]]:
+    n = weights.shape[0]
+    if settings.reduction == "none":
+        return weights.astype(np.float64), []
+    notes = []
+    dims = min(settings.n_components, n - 2)
+    neighbors = min(settings.n_neighbors, n - 1)
+    if dims < 1:
+        raise ValueError(f"UMAP needs at least 3 replicas, got {n}")
+    if dims < settings.n_components:
+        notes.append(f"UMAP reduced to {dims} dimensions, not {settings.n_components}: only {n} replicas")
+    if neighbors < settings.n_neighbors:
+        notes.append(f"UMAP used {neighbors} neighbours, not {settings.n_neighbors}: only {n} replicas")
+    import warnings
+
+    import umap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # umap warns that random_state disables parallelism
+        reducer = umap.UMAP(n_components=dims, n_neighbors=neighbors, random_state=settings.umap_seed,
+                            init="spectral" if dims < n - 1 else "random")
+        return reducer.fit_transform(weights).astype(np.float64), notes
+
+
+def pairwise_wasserstein(embedding: np.ndarray) -> np.ndarray:
+    """1-Wasserstein distance between the rows, each taken as a 1-D empirical distribution."""
+    import ot
+    n = embedding.shape[0]
+    out = np.zeros((n, n))
+    for i in range(n - 1):
+        rest = embedding[i + 1:].T                       # (d, n - i - 1): one distribution per column
+        mine = np.repeat(embedding[i][:, None], rest.shape[1], axis=1)
+        out[i, i + 1:] = ot.wasserstein_1d(mine, rest, p=1)
+    return out + out.T
+
+
+def smoothed_density(values: np.ndarray, bins: int, sigma_bins: float, upper: float | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.ndimage import gaussian_filter1d
+    upper = float(values.max()) if upper is None else upper
+    if upper <= 0:  # every distance is zero: all mass in the first bin
+        centres = np.linspace(0, 1, bins, endpoint=False) + 0.5 / bins
+        dens = np.zeros(bins)
+        dens[0] = bins
+        return centres * 0, dens
+    hist, edges = np.histogram(values, bins=bins, range=(0.0, upper))
+    smooth = gaussian_filter1d(hist.astype(np.float64), sigma_bins, mode="constant") if sigma_bins > 0 \
+        else hist.astype(np.float64)
+    width = edges[1] - edges[0]
+    return (edges[:-1] + edges[1:]) / 2, smooth / (smooth.sum() * width)
+
+
+def density_mean(centres: np.ndarray, density: np.ndarray) -> float:
+    if np.all(centres == 0):
+        return 0.0
+    width = centres[1] - centres[0]
+    return float(np.sum(centres * density) * width)
+
+
+def replica_distance(weights: np.ndarray, settings: RDSettings = RDSettings()) -> RDResult:
+    """The RD metric of replicas' flattened final weights (rows = replicas)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 2 or weights.shape[0] < 3:
+        raise ValueError(f"need a (n_replicas >= 3, n_weights) array, got shape {weights.shape}")
+    embedding, notes = reduce(weights, settings)
+    dist = pairwise_wasserstein(embedding)
+    n = dist.shape[0]
+    iu = np.triu_indices(n, 1)
+    upper = float(dist[iu].max())
+    centres, dens = smoothed_density(dist[iu], settings.bins, settings.sigma_bins, upper)
+    rd = density_mean(centres, dens)
+
+    rng = np.random.default_rng(settings.bootstrap_seed)
+    boots = []
+    for _ in range(settings.bootstrap):
+        pick = rng.integers(0, n, n)
+        a, b = np.triu_indices(n, 1)
+        keep = pick[a] != pick[b]
+        d = dist[pick[a][keep], pick[b][keep]]
+        if d.size:
+            c, p = smoothed_density(d, settings.bins, settings.sigma_bins, upper)
+            boots.append(density_mean(c, p))
+    alpha = (1 - settings.ci) / 2
+    lo, hi = (np.quantile(boots, [alpha, 1 - alpha]) if boots else (np.nan, np.nan))
+    return RDResult(rd=rd, ci_low=float(lo), ci_high=float(hi), n_replicas=n, n_components=embedding.shape[1],
+                    embedding=embedding, distances=dist, density_x=centres, density=dens, notes=notes)
+
+
+# ----------------------------------------------------------------------------- aggregation
+
+
+def _groups(runs: pd.DataFrame):
+    """Completed runs grouped by grid point (same config, different seeds), with a label."""
+    done = runs[runs["status"] == "completed"]
+    cfg_cols = [c for c in done if c.startswith("cfg_")]
+    varying = [c for c in cfg_cols if done[c].astype(str).nunique() > 1]
+    for config_json, part in done.groupby("config_json", sort=True):
+        cfg = json.loads(config_json)
+        label = cfg.get("model", "?")
+        extra = [f"{c[4:]}={cfg[c[4:]]}" for c in varying if c != "cfg_model"]
+        yield (label + (" " + " ".join(extra) if extra else "")), cfg, part.sort_values("seed")
+
+
+def aggregate_replicas(runs: pd.DataFrame, history: pd.DataFrame, load_artifact,
+                       settings: RDSettings = RDSettings()) -> dict[str, pd.DataFrame]:
+    """Tables `rd`, `rd_embeddings`, `rd_distances`, `rd_density` and `accuracy_curves`."""
+    rd_rows, emb_rows, dist_rows, dens_rows = [], [], [], []
+    for label, cfg, part in _groups(runs):
+        if cfg.get("mode", "subset") != "subset":
+            continue
+        if len(part) < 3:
+            rd_rows.append({"model": label, "n_replicas": len(part), "rd": np.nan,
+                            "note": "fewer than 3 replicas: no RD"})
+            continue
+        ids = list(part["run_id"])
+        weights = np.stack([load_artifact(rid, "weights")["weights"] for rid in ids])
+        res = replica_distance(weights, settings)
+        rd_rows.append({"model": label, "n_replicas": res.n_replicas, "n_components": res.n_components,
+                        "rd": res.rd, "ci_low": res.ci_low, "ci_high": res.ci_high,
+                        "ci_level": settings.ci, "bootstrap": settings.bootstrap, "bins": settings.bins,
+                        "sigma_bins": settings.sigma_bins, "n_neighbors": settings.n_neighbors,
+                        "umap_seed": settings.umap_seed, "note": "; ".join(res.notes)})
+        for rid, vec in zip(ids, res.embedding):
+            emb_rows.append({"model": label, "run_id": rid, **{f"dim_{k}": float(v) for k, v in enumerate(vec)}})
+        a, b = np.triu_indices(len(ids), 1)
+        dist_rows.append(pd.DataFrame({"model": label, "run_a": np.asarray(ids)[a], "run_b": np.asarray(ids)[b],
+                                       "distance": res.distances[a, b]}))
+        dens_rows.append(pd.DataFrame({"model": label, "distance": res.density_x, "density": res.density}))
+    tables = {
+        "rd": pd.DataFrame(rd_rows),
+        "rd_embeddings": pd.DataFrame(emb_rows),
+        "rd_distances": pd.concat(dist_rows, ignore_index=True) if dist_rows else pd.DataFrame(),
+        "rd_density": pd.concat(dens_rows, ignore_index=True) if dens_rows else pd.DataFrame(),
+        "accuracy_curves": accuracy_curves(runs, history),
+    }
+    return tables
+
+
+def accuracy_curves(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over replicas of test accuracy per epoch, per model (curves mode)."""
+    if history.empty:
+        return pd.DataFrame()
+    rows = []
+    for label, cfg, part in _groups(runs):
+        h = history[(history["run_id"].isin(part["run_id"])) & (history["metric"] == "test_acc")]
+        if h.empty:
+            continue
+        g = h.groupby("step")["value"]
+        rows.append(pd.DataFrame({"model": label, "epoch": g.mean().index, "test_acc_mean": g.mean().values,
+                                  "test_acc_std": g.std(ddof=1).fillna(0).values, "n": g.count().values}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def replica_figures(tables: dict[str, pd.DataFrame], runs, history) -> dict:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figs = {}
+    dens = tables.get("rd_density", pd.DataFrame())
+    if not dens.empty:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        rd = tables["rd"].set_index("model")["rd"]
+        for model, part in dens.groupby("model"):
+            ax.plot(part["distance"], part["density"], label=f"{model} (RD {rd.get(model, np.nan):.3g})")
+        ax.set_xlabel("pairwise Wasserstein distance between replicas")
+        ax.set_ylabel("density (smoothed)")
+        ax.set_title("Replica distance distributions (cf. Fig. 8B)")
+        ax.legend(fontsize=8)
+        figs["rd_density"] = fig
+    curves = tables.get("accuracy_curves", pd.DataFrame())
+    if not curves.empty:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for model, part in curves.groupby("model"):
+            ax.plot(part["epoch"], part["test_acc_mean"], label=model)
+            ax.fill_between(part["epoch"], part["test_acc_mean"] - part["test_acc_std"],
+                            part["test_acc_mean"] + part["test_acc_std"], alpha=0.2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy (mean +- std over replicas)")
+        ax.set_title("Test accuracy per epoch (cf. Fig. 8A)")
+        ax.legend(fontsize=8)
+        figs["accuracy_curves"] = fig
+    return figs

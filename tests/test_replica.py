@@ -1,0 +1,117 @@
+"""Replica trainings (vectorized vs one-by-one) and the replica-distance metric."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tasks import SimpleContext, get_task
+from tasks.replica import MODELS, ReplicaConfig, _Replica, flat_weights, train_replicas
+from tasks.replica_distance import RDSettings, pairwise_wasserstein, replica_distance
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_vectorized_ensemble_matches_training_each_seed_alone(model):
+    cfg = ReplicaConfig(model=model, epochs=3, n_images=60, batch_size=32)
+    alone = {s: (flat_weights(m), met) for s, m, met in train_replicas(cfg, [0, 1, 2], None, "cpu", False)}
+    together = {s: (flat_weights(m), met) for s, m, met in train_replicas(cfg, [0, 1, 2], None, "cpu", True)}
+    tol = 2e-3 if model == "batchnorm" else 1e-5  # batch statistics accumulate float differences
+    for s in alone:
+        np.testing.assert_allclose(together[s][0], alone[s][0], atol=tol)
+        assert together[s][1]["test_acc"] == pytest.approx(alone[s][1]["test_acc"], abs=0.02)
+    assert not np.allclose(alone[0][0], alone[1][0])  # different seeds, different replicas
+
+
+def test_replica_randomness_is_per_seed_and_transforms_half_a_batch():
+    cfg = ReplicaConfig(model="dropout")
+    d0, _ = _Replica(0, cfg).masks(64)
+    d0_again, _ = _Replica(0, cfg).masks(64)
+    d1, _ = _Replica(1, cfg).masks(64)
+    assert torch.equal(d0, d0_again) and not torch.equal(d0, d1)
+    assert abs(float((d0 > 0).float().mean()) - 0.7) < 0.05  # dropout 0.3 keeps ~70 %
+    _, flip = _Replica(0, ReplicaConfig(model="flip")).masks(64)
+    assert int(flip.sum()) == 32
+
+
+def test_run_reproduces_and_keeps_weights():
+    task = get_task("replica")
+    cfg = ReplicaConfig(epochs=2, n_images=50)
+    ctx1, ctx2 = SimpleContext(), SimpleContext()
+    r1, r2 = task.run(cfg, 5, ctx1), task.run(cfg, 5, ctx2)
+    assert r1.metrics == r2.metrics
+    w = ctx1.artifacts["weights"]["weights"]
+    assert w.ndim == 1 and w.size == r1.metrics["n_params"]  # no buffers without batch norm
+    np.testing.assert_array_equal(w, ctx2.artifacts["weights"]["weights"])
+
+
+def test_curves_mode_logs_test_accuracy_every_epoch():
+    ctx = SimpleContext()
+    get_task("replica").run(ReplicaConfig(mode="curves", epochs=2, batch_size=128), 0, ctx)
+    assert [h["step"] for h in ctx.history] == [0, 1]
+    assert all(0 <= h["test_acc"] <= 1 for h in ctx.history)
+
+
+def test_wasserstein_of_identical_and_scaled_replicas():
+    u = np.random.default_rng(0).normal(size=50)
+    emb = np.stack([u, u, 2 * u, 3 * u])
+    d = pairwise_wasserstein(emb)
+    m = np.mean(np.abs(u))
+    assert d[0, 1] == pytest.approx(0, abs=1e-12)
+    assert d[0, 2] == pytest.approx(m) and d[0, 3] == pytest.approx(2 * m) and d[2, 3] == pytest.approx(m)
+    np.testing.assert_allclose(d, d.T)
+
+
+def test_rd_of_identical_replicas_is_zero_and_of_scaled_copies_is_their_mean_distance():
+    u = np.random.default_rng(1).normal(size=200)
+    same = replica_distance(np.stack([u] * 5), RDSettings(reduction="none", bootstrap=50))
+    assert same.rd == 0 and same.ci_low == 0 and same.ci_high == 0
+    scaled = np.stack([c * u for c in (1.0, 2.0, 3.0, 4.0)])
+    res = replica_distance(scaled, RDSettings(reduction="none", bins=400, sigma_bins=0, bootstrap=200))
+    m = np.mean(np.abs(u))
+    expected = np.mean([abs(a - b) * m for i, a in enumerate((1, 2, 3, 4)) for b in (1, 2, 3, 4)[i + 1:]])
+    width = res.density_x[1] - res.density_x[0]
+    assert res.rd == pytest.approx(expected, abs=width)
+    assert res.ci_low <= res.rd <= res.ci_high
+    assert np.sum(res.density) * width == pytest.approx(1.0)
+
+
+def test_rd_with_umap_says_when_it_reduces_fewer_dimensions():
+    w = np.random.default_rng(2).normal(size=(8, 300))
+    res = replica_distance(w, RDSettings(bootstrap=20))
+    assert res.embedding.shape == (8, 6) and res.n_components == 6
+    assert "UMAP reduced to 6 dimensions, not 100: only 8 replicas" in res.notes
+    assert res.rd > 0 and res.ci_low <= res.rd <= res.ci_high
+    with pytest.raises(ValueError, match="n_replicas >= 3"):
+        replica_distance(w[:2])
+
+
+def test_digits_sweep_runs_and_aggregates_from_the_cli(cli, tmp_path):
+    res = cli("run", "sweeps/replicas-digits.yaml", "--set", "seeds=4", "--set", "epochs=3",
+              "--set", "model=[simple, dropout]", "--results", str(tmp_path), "--executor", "inline")
+    assert res.returncode == 0, res.stderr
+    agg = cli("aggregate", str(tmp_path / "replicas-digits"))
+    assert agg.returncode == 0, agg.stderr
+    folder = tmp_path / "replicas-digits" / "aggregates"
+    rd = pd.read_parquet(folder / "rd.parquet")
+    assert sorted(rd["model"]) == ["dropout", "simple"]
+    assert (rd["rd"] > 0).all() and (rd["ci_low"] <= rd["rd"]).all() and (rd["rd"] <= rd["ci_high"]).all()
+    assert rd["note"].str.contains("UMAP reduced to 2 dimensions").all()
+    emb = pd.read_parquet(folder / "rd_embeddings.parquet")
+    assert list(emb.columns) == ["model", "run_id", "dim_0", "dim_1"] and len(emb) == 8
+    dist = pd.read_parquet(folder / "rd_distances.parquet")
+    assert list(dist.columns) == ["model", "run_a", "run_b", "distance"] and len(dist) == 2 * 6
+    assert (folder / "figures" / "rd_density.png").stat().st_size > 1000
+
+
+def test_rd_settings_come_from_the_spec_and_are_validated():
+    from orchestrator import SpecError, load_spec
+    from conftest import REPO
+    spec = load_spec(REPO / "sweeps/replicas-digits.yaml", ["aggregate.bins=80", "aggregate.umap_seed=3"])
+    assert spec.aggregate["bins"] == 80 and spec.aggregate["umap_seed"] == 3 and spec.aggregate["ci"] == 0.95
+    with pytest.raises(SpecError, match=r"unknown key\(s\) 'binz'; allowed: n_components, n_neighbors"):
+        load_spec(REPO / "sweeps/replicas-digits.yaml", ["aggregate.binz=80"])
+    with pytest.raises(SpecError, match="aggregate.reduction: 'pca' is not allowed; allowed values: 'umap', 'none'"):
+        load_spec(REPO / "sweeps/replicas-digits.yaml", ["aggregate.reduction=pca"])
+    with pytest.raises(SpecError, match="has no aggregation settings"):
+        load_spec(REPO / "sweeps/quickstart.yaml", ["aggregate.bins=3"])
