@@ -1,20 +1,17 @@
 """Aggregation driver: runs table -> summary tables under the sweep's aggregates/.
 
 The generic summary groups completed runs by the config columns that vary in the sweep
-and reports mean +- std over seeds of each metric. A task can add its own tables
+and reports mean +- std over seeds of each metric. A task that declares a `baseline`
+gets a `comparison` table (orchestrator.compare). A task can add its own tables
 (`Task.aggregate`); they are written next to the summary.
 """
 from __future__ import annotations
 
 import pandas as pd
 
+from orchestrator.compare import comparison_table, varying_config_columns
 from orchestrator.spec import SweepSpec, resolve_task
 from orchestrator.store import SweepStore
-
-
-def varying_config_columns(runs: pd.DataFrame) -> list[str]:
-    cols = [c for c in runs.columns if c.startswith("cfg_")]
-    return [c for c in cols if runs[c].astype(str).nunique(dropna=False) > 1]
 
 
 def summary_table(runs: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
@@ -59,6 +56,11 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True) ->
     task = resolve_task(spec.task)
     runs = store.read_runs()
     tables = {"summary": summary_table(runs, list(task.summary_metrics) or None)}
+    if task.baseline and not runs.empty:
+        # baseline vs each other level of its axis; none when the sweep does not vary that axis
+        comparison = comparison_table(runs, task.baseline, list(task.summary_metrics) or None)
+        if not comparison.empty:
+            tables["comparison"] = comparison
     history = None
     if task.aggregate is not None and not runs.empty:
         history = store.read_history()

@@ -4,6 +4,8 @@
     symsweep resume RESULTS/SWEEP             the same, from the sweep's frozen spec
     symsweep status RESULTS/SWEEP             planned / completed / failed / diverged / pending
     symsweep aggregate RESULTS/SWEEP          write aggregates/ tables, print the summary
+    symsweep query "SQL" [--results PATH]     SQL over runs, history and aggregate tables
+    symsweep report RESULTS/SWEEP [--out DIR] report.md + report.html + figures/
     symsweep tasks                            registered tasks and their parameters
 
 Exit codes: 0 every planned run has a completed or diverged row; 1 some runs failed or
@@ -19,8 +21,11 @@ import sys
 import typing
 
 from orchestrator.aggregate import aggregate_sweep, format_summary
-from orchestrator.errors import SymsweepError
-from orchestrator.spec import load_spec, resolve_task
+from orchestrator.compare import format_comparison
+from orchestrator.errors import SpecError, SymsweepError
+from orchestrator.query import FORMATS, format_result, open_results
+from orchestrator.report import write_report
+from orchestrator.spec import load_spec, resolve_task, spec_from_dict
 from orchestrator.sweep import make_plan, open_sweep, run_sweep, status_table
 
 
@@ -60,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("aggregate", help="write aggregate tables of a sweep")
     p.add_argument("sweep_dir")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="aggregate.KEY=VALUE",
+                   help="override an aggregation setting of the frozen spec (e.g. aggregate.bins=80)")
+
+    p = sub.add_parser("query", help="SQL over the runs, history and aggregate tables (DuckDB)")
+    p.add_argument("sql", help='e.g. "SELECT cfg_expansion_factor, avg(metric_test_acc) FROM runs GROUP BY 1"')
+    p.add_argument("--results", default="results",
+                   help="a sweep folder or a results root holding several sweeps (default: results)")
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+
+    p = sub.add_parser("report", help="write a self-contained report of a sweep (Markdown + HTML + PNG)")
+    p.add_argument("sweep_dir")
+    p.add_argument("--out", default=None, help="report folder (default: RESULTS/SWEEP/report)")
 
     sub.add_parser("tasks", help="list registered tasks and their parameters")
     return parser
@@ -131,11 +148,36 @@ def _cmd_status(args) -> int:
 
 def _cmd_aggregate(args) -> int:
     spec, store = open_sweep(args.sweep_dir)
+    bad = [o for o in args.overrides if not o.startswith("aggregate.")]
+    if bad:
+        raise SpecError(f"aggregate --set takes aggregation settings only (aggregate.KEY=VALUE), got {bad}")
+    if args.overrides:
+        spec = spec_from_dict(spec.to_dict(), args.overrides, source=f"{store.uri}/spec.yaml")
     tables = aggregate_sweep(spec, store)
     task = resolve_task(spec.task)
     for name, df in tables.items():
         print(f"{store.aggregates_dir()}/{name}.parquet: {len(df)} rows")
-    print(format_summary(tables["summary"], list(task.summary_metrics)))
+    print("\nsummary:\n" + format_summary(tables["summary"], list(task.summary_metrics)))
+    for name, df in tables.items():  # the small tables, in full; the big ones are a query away
+        if name == "summary" or df.empty or len(df) > 20 or {"run_id", "run_a"} & set(df.columns):
+            continue
+        shown = format_comparison(df) if name == "comparison" else df
+        if shown.shape[1] <= 14:
+            print(f"\n{name}:\n" + shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
+def _cmd_query(args) -> int:
+    with open_results(args.results) as results:
+        print(format_result(results.sql_arrow(args.sql), args.format))
+    return 0
+
+
+def _cmd_report(args) -> int:
+    folder, note = write_report(args.sweep_dir, args.out)
+    if note:
+        print(note)
+    print(f"report: {folder}/report.html\n        {folder}/report.md")
     return 0
 
 
@@ -152,7 +194,7 @@ def _cmd_tasks(args) -> int:
 
 
 COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "status": _cmd_status,
-            "aggregate": _cmd_aggregate, "tasks": _cmd_tasks}
+            "aggregate": _cmd_aggregate, "query": _cmd_query, "report": _cmd_report, "tasks": _cmd_tasks}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,3 +36,9 @@ class LockError(SymsweepError):
 
 class StoreError(SymsweepError):
     """The results store cannot be opened, read or written."""
+
+
+class QueryError(SymsweepError):
+    """A query over results failed: bad SQL, an unknown table or column, no results found."""
+
+    exit_code = 2

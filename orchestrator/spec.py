@@ -209,11 +209,15 @@ def expand(spec: SweepSpec) -> list[RunSpec]:
     task = resolve_task(spec.task)
     names = list(spec.axes)
     runs: list[RunSpec] = []
+    seen_points: set[str] = set()
     for combo in itertools.product(*(spec.axes[n] for n in names)):
         params = {**spec.fixed, **dict(zip(names, combo))}
         config = build_config(task, params)
         plain = config_to_dict(config)
         point = _hash({"task": task.name, "config": plain})
+        if point in seen_points:  # a task's config can make two grid points the same run
+            continue
+        seen_points.add(point)
         for seed in spec.seeds:
             runs.append(RunSpec(run_id=run_id(task.name, plain, seed), task=task.name,
                                 config=plain, seed=seed, point_id=point))

@@ -29,6 +29,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute.cast
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import yaml
@@ -182,8 +183,7 @@ class SweepStore:
         tables, corrupt = self._read_tables(self._list(RUNS), columns)
         if not tables:
             return LedgerView(pd.DataFrame(columns=columns or ["run_id", "status"]), corrupt)
-        table = pa.concat_tables(tables, promote_options="permissive")
-        return LedgerView(table.to_pandas(), corrupt)
+        return LedgerView(_concat(tables).to_pandas(), corrupt)
 
     def read_runs(self) -> pd.DataFrame:
         return self.read_ledger().runs
@@ -277,6 +277,27 @@ class SweepStore:
         holder = self.lock_holder()
         if holder and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
             self.fs.delete_file(self._p(".lock"))
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate run rows whose columns differ; a column typed differently across files
+    (e.g. written by an older version) is read as text rather than failing the whole read."""
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        types: dict[str, set] = {}
+        for t in tables:
+            for f in t.schema:
+                if not pa.types.is_null(f.type):
+                    types.setdefault(f.name, set()).add(f.type)
+        mixed = {name for name, ts in types.items() if len(ts) > 1}
+        fixed = []
+        for t in tables:
+            for name in mixed & set(t.column_names):
+                i = t.schema.get_field_index(name)
+                t = t.set_column(i, name, pa.compute.cast(t.column(name), pa.string()))
+            fixed.append(t)
+        return pa.concat_tables(fixed, promote_options="permissive")
 
 
 def _proc_start(pid: int) -> str | None:

@@ -189,12 +189,40 @@ class TrialRunner:
             "peak_gpu_mem_mb": _peak_gpu_mb(device), "peak_rss_mb": _peak_rss_mb(),
         }
         row.update({f"v_{k}": v for k, v in library_versions().items()})
+        text_fields = _text_fields(task_registry.get_task(trial.task).config_cls)
         for k, v in trial.config.items():
-            row[f"cfg_{k}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
+            if isinstance(v, (list, dict)):
+                v = json.dumps(v)
+            elif k in text_fields and v is not None:
+                v = str(v)  # one Parquet type per column, across runs: 0.5 and "random" both as text
+            row[f"cfg_{k}"] = v
         for k, v in (result.metrics if result else {}).items():
             row[f"metric_{k}"] = None if v is None else float(v)
         store.write_run(row, ctx.history or (result.history if result else []),
                         {**(result.artifacts if result else {}), **ctx.artifacts})
+
+
+@functools.lru_cache(maxsize=None)
+def _text_fields(config_cls) -> frozenset[str]:
+    """Config fields whose values mix numbers and strings (e.g. fill: float | "random")."""
+    import typing
+    out = set()
+    for name, tp in typing.get_type_hints(config_cls).items():
+        kinds = set()
+        stack = [tp]
+        while stack:
+            t = stack.pop()
+            args = typing.get_args(t)
+            if typing.get_origin(t) is typing.Literal:
+                kinds |= {type(a) for a in args}
+            elif args and typing.get_origin(t) not in (tuple, list):
+                stack.extend(args)
+            elif isinstance(t, type):
+                kinds.add(t)
+        kinds.discard(type(None))
+        if str in kinds and kinds & {int, float, bool}:
+            out.add(name)
+    return frozenset(out)
 
 
 def _call(fn: Callable[[], task_registry.RunResult]):

@@ -2,8 +2,12 @@
 
 One run trains one model on one dataset, raw (expansion_factor 1) or expanded by an
 integer factor with a fill value, with the paper's protocol: SGD lr 0.1, momentum 0.9,
-weight decay 5e-4, cosine annealing with T_max = epochs. History per epoch: train loss,
-test loss, test accuracy, learning rate.
+weight decay 5e-4, cosine annealing with T_max = epochs (ImageNet-R/100: step decay 0.2
+at epochs 90, 120, 160). History per epoch: train loss, test loss, test accuracy, lr.
+
+Order of operations per batch: images in [0, 1] -> expand (fill in pixel units) ->
+normalize with the raw training images' channel mean/std -> (grayscale + replicate:
+repeat to 3 channels) -> model.
 """
 from __future__ import annotations
 
@@ -12,29 +16,36 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from tasks._api import Diverged, RunContext, RunResult, Task
-from tasks.datasets import DATASETS, ImageData, load_dataset
-from tasks.expansion import RANDOM, expand_image
-from tasks.models import build_model, count_parameters
+from tasks.datasets import DATASETS, ImageData, image_size_of, load_dataset
+from tasks.expansion import RANDOM
+from tasks.models import MIN_INPUT, MODELS, build_model, count_parameters
 
 
 @dataclass(frozen=True)
 class ImageClassificationConfig:
     dataset: str = "digits"
-    """Dataset name (digits is bundled; others read from --data-root)."""
-    model: Literal["small_cnn"] = "small_cnn"
-    """Network architecture."""
+    """Dataset name (digits is bundled; the others are read from --data-root)."""
+    model: Literal["small_cnn", "resnet18", "resnet50", "densenet121", "efficientnet_b0",
+                   "mobilenet_v3_large"] = "small_cnn"
+    """Network architecture (torchvision models unmodified but for num_classes / input channels)."""
     width: int = 32
-    """Channels of the small CNN's first block."""
+    """Channels of the small CNN's first block (ignored by the torchvision models)."""
+    in_channels: Literal["native", "replicate"] = "native"
+    """Grayscale data: first conv takes 1 channel (native) or the gray channel is repeated 3x (replicate)."""
+    image_size: int | None = None
+    """Resize images to this square size before expansion (None: native / the dataset's default)."""
     expansion_factor: int = 1
     """1 = raw input; k >= 2 spreads pixel (i, j) to (k*i, k*j)."""
     fill: float | Literal["random"] = 0.5
-    """Value at the expanded positions, in pixel units before normalization, or "random"."""
+    """Value at the expanded positions, in pixel units before normalization, or "random" (U[0,1))."""
     random_fill: Literal["per_image", "per_batch"] = "per_image"
-    """With fill "random": noise drawn once per image (fixed for the run) or anew for every batch."""
+    """With fill "random": noise fixed per image for the whole run, or drawn anew for every batch."""
     epochs: int = 10
     """Training epochs (also the cosine schedule's T_max)."""
     batch_size: int = 64
@@ -45,81 +56,141 @@ class ImageClassificationConfig:
     """SGD momentum."""
     weight_decay: float = 5e-4
     """SGD weight decay."""
-    scheduler: Literal["cosine", "none"] = "cosine"
-    """Learning-rate schedule."""
+    scheduler: Literal["cosine", "step", "none"] = "cosine"
+    """cosine (T_max = epochs), step (x gamma at milestones; the paper's ImageNet schedule) or none."""
+    milestones: tuple[int, ...] = (90, 120, 160)
+    """Epochs of the step schedule's decays."""
+    gamma: float = 0.2
+    """Decay factor of the step schedule."""
+    train_limit: int | None = None
+    """Train on a seeded subset of this many training images (None: all); for quick checks."""
+    test_limit: int | None = None
+    """Evaluate on a seeded subset of this many test images (None: all); for quick checks."""
     test_fraction: float = 0.2
-    """Held-out fraction for datasets without a standard split (digits)."""
+    """Held-out fraction for datasets without a standard split (digits, EuroSAT, ImageNet-R)."""
     split_seed: int = 0
-    """Seed of that split: the same for every run seed, so runs share their test set."""
+    """Seed of that split (and of train_limit's subset): the same for every run seed."""
     download: bool = False
     """Download a torchvision dataset into the data root when it is missing."""
+    amp: bool = True
+    """bfloat16 autocast on CUDA (ignored on CPU)."""
+    channels_last: bool = True
+    """channels-last memory format on CUDA (ignored on CPU)."""
+    workers: int = 0
+    """DataLoader worker processes for the file-based datasets."""
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
-            raise ValueError(f"dataset {self.dataset!r} unknown; available: {', '.join(sorted(DATASETS))}")
+            raise ValueError(f"dataset {self.dataset!r} unknown; available: {', '.join(DATASETS)}")
         if self.expansion_factor < 1:
             raise ValueError(f"expansion_factor must be >= 1, got {self.expansion_factor}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
         if isinstance(self.fill, float) and not 0.0 <= self.fill <= 1.0:
             raise ValueError(f"fill must be in [0, 1] (pixel units) or 'random', got {self.fill}")
+        if self.image_size is not None and self.image_size < 1:
+            raise ValueError(f"image_size must be >= 1, got {self.image_size}")
+        size = image_size_of(self.dataset, self.image_size)
+        if size * self.expansion_factor < MIN_INPUT[self.model]:
+            raise ValueError(f"{self.model} needs inputs of at least {MIN_INPUT[self.model]} px; {self.dataset} "
+                             f"is {size} px: set image_size: {MIN_INPUT[self.model]}")
+        if self.expansion_factor == 1:
+            # A raw run has no filled positions: one canonical fill, so that a factor x fill
+            # grid plans the raw runs once (equal configs have equal run ids).
+            object.__setattr__(self, "fill", 0.0)
+            object.__setattr__(self, "random_fill", "per_image")
 
 
-@functools.lru_cache(maxsize=4)
-def _dataset(name: str, root: str | None, download: bool, test_fraction: float, split_seed: int) -> ImageData:
-    return load_dataset(name, root, download, test_fraction, split_seed)
+@functools.lru_cache(maxsize=2)
+def _dataset(name: str, root: str | None, download: bool, test_fraction: float, split_seed: int,
+             image_size: int | None, train_limit: int | None, test_limit: int | None = None
+             ) -> tuple[ImageData, torch.Tensor, torch.Tensor]:
+    data = load_dataset(name, root, download, test_fraction, split_seed, image_size)
+    rng = np.random.default_rng(split_seed)
+    train, test = data.train, data.test
+    if train_limit is not None and train_limit < len(train):
+        train = train.subset(np.sort(rng.permutation(len(train))[:train_limit]))
+    if test_limit is not None and test_limit < len(test):
+        test = test.subset(np.sort(rng.permutation(len(test))[:test_limit]))
+    if train is not data.train or test is not data.test:
+        data = ImageData(train, test, data.num_classes, data.channels, data.image_size,
+                         data.split + f" train_limit={train_limit} test_limit={test_limit}")
+    mean, std = data.channel_stats()
+    return data, mean, std
 
 
-def _prepare(x: torch.Tensor, config: ImageClassificationConfig, mean, std, gen) -> torch.Tensor:
-    """Expand (fill in pixel units), then normalize with the raw images' channel statistics."""
-    x = expand_image(x, config.expansion_factor, config.fill, generator=gen)
-    return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+class _Inputs:
+    """Expansion + normalization of a batch, with the run's own fill noise."""
+
+    def __init__(self, config: ImageClassificationConfig, seed: int, mean, std, device):
+        self.c, self.seed, self.device = config, seed, device
+        self.mean, self.std = mean.view(1, -1, 1, 1).to(device), std.view(1, -1, 1, 1).to(device)
+        self.batch_gen = torch.Generator().manual_seed(seed + 104729)
+
+    def _noise(self, idx: torch.Tensor, split: int, shape) -> torch.Tensor:
+        if self.c.random_fill == "per_batch" and split == 0:
+            return torch.rand((len(idx), *shape), generator=self.batch_gen)
+        # per image: the same noise for image i of this split in every epoch of this run
+        return torch.stack([torch.rand(shape, generator=torch.Generator().manual_seed(
+            (self.seed * 1_000_003 + split * 1_000_000_007 + int(i)) % 2**63)) for i in idx])
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor, split: int) -> torch.Tensor:
+        k = self.c.expansion_factor
+        x = x.to(self.device, non_blocking=True)
+        if k > 1:
+            n, ch, h, w = x.shape
+            if self.c.fill == RANDOM:
+                out = self._noise(idx, split, (ch, h * k, w * k)).to(self.device)
+            else:
+                out = torch.full((n, ch, h * k, w * k), float(self.c.fill), device=self.device)
+            out[..., ::k, ::k] = x
+            x = out
+        x = (x - self.mean) / self.std
+        if x.shape[1] == 1 and self.c.in_channels == "replicate":
+            x = x.expand(-1, 3, -1, -1)
+        if self.device.type == "cuda" and self.c.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
 
 def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunResult:
-    data = _dataset(config.dataset, ctx.data_root, config.download, config.test_fraction, config.split_seed)
+    data, mean, std = _dataset(config.dataset, ctx.data_root, config.download, config.test_fraction,
+                               config.split_seed, config.image_size, config.train_limit, config.test_limit)
     device = torch.device(ctx.device)
     torch.manual_seed(seed)  # model init; also reproducible when called outside the orchestrator
-    gen = torch.Generator().manual_seed(seed)  # batch order and random fill
-    mean, std = data.channel_stats()
-    per_batch_noise = config.fill == RANDOM and config.random_fill == "per_batch"
-    if per_batch_noise:
-        train_x = data.train_x
-    else:
-        train_x = _prepare(data.train_x, config, mean, std, gen)
-    test_x = _prepare(data.test_x, config, mean, std, gen).to(device)
-    train_y, test_y = data.train_y.to(device), data.test_y.to(device)
-
-    model = build_model(config.model, data.channels, data.num_classes, config.width).to(device)
+    order_gen = torch.Generator().manual_seed(seed)
+    inputs = _Inputs(config, seed, mean, std, device)
+    in_ch = 3 if data.channels == 1 and config.in_channels == "replicate" else data.channels
+    model = build_model(config.model, in_ch, data.num_classes, config.width).to(device)
+    if device.type == "cuda" and config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    amp = device.type == "cuda" and config.amp
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) \
-        if config.scheduler == "cosine" else None
-    n = train_x.shape[0]
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) if config.scheduler == "cosine"
+             else torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), config.gamma)
+             if config.scheduler == "step" else None)
     best_acc, train_loss, test_loss, test_acc = 0.0, math.nan, math.nan, 0.0
     for epoch in range(config.epochs):
         model.train()
-        order = torch.randperm(n, generator=gen)
         total, seen = 0.0, 0
-        for start in range(0, n, config.batch_size):
-            idx = order[start:start + config.batch_size]
-            xb = train_x[idx]
-            if per_batch_noise:
-                xb = _prepare(xb, config, mean, std, gen)
-            xb, yb = xb.to(device, non_blocking=True), train_y[idx.to(device)]
-            loss = F.cross_entropy(model(xb), yb)
+        order = torch.randperm(len(data.train), generator=order_gen)
+        for xb, yb, idx in data.train.batches(config.batch_size, order, config.workers):
+            xb, yb = inputs(xb, idx, 0), yb.to(device, non_blocking=True)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.item() * len(idx)
-            seen += len(idx)
+            total += loss.item() * len(yb)
+            seen += len(yb)
         train_loss = total / seen
         if not math.isfinite(train_loss):
             raise Diverged(f"train loss {train_loss} at epoch {epoch}")
         lr = opt.param_groups[0]["lr"]
         if sched is not None:
             sched.step()
-        test_loss, test_acc = evaluate(model, test_x, test_y)
+        test_loss, test_acc = evaluate(model, data.test, inputs, config, amp)
         best_acc = max(best_acc, test_acc)
         ctx.log(epoch, train_loss=train_loss, test_loss=test_loss, test_acc=test_acc, lr=lr)
     return RunResult(metrics={
@@ -129,14 +200,88 @@ def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunRes
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> tuple[float, float]:
+def evaluate(model, source, inputs: _Inputs, config: ImageClassificationConfig, amp: bool,
+             batch: int = 512) -> tuple[float, float]:
     model.eval()
-    loss, correct = 0.0, 0
-    for s in range(0, x.shape[0], batch):
-        logits = model(x[s:s + batch])
-        loss += float(F.cross_entropy(logits, y[s:s + batch], reduction="sum"))
-        correct += int((logits.argmax(1) == y[s:s + batch]).sum())
-    return loss / x.shape[0], correct / x.shape[0]
+    loss, correct, n = 0.0, 0, 0
+    for xb, yb, idx in source.batches(batch, None, config.workers):
+        yb = yb.to(inputs.device)
+        with torch.autocast(device_type=inputs.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(inputs(xb, idx, 1)).float()
+        loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+        correct += int((logits.argmax(1) == yb).sum())
+        n += len(yb)
+    return loss / n, correct / n
+
+
+# ----------------------------------------------------------------------------- aggregation
+
+
+def _aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict[str, pd.DataFrame]:
+    """`expansion_grid` (factor x fill per dataset/model) and `accuracy_curves` (per epoch)."""
+    done = runs[runs["status"] == "completed"].copy()
+    if done.empty:
+        return {}
+    keys = ["cfg_dataset", "cfg_model", "cfg_expansion_factor", "cfg_fill"]
+    done["cfg_fill"] = done["cfg_fill"].astype(str)
+    grid = (done.groupby(keys)
+            .agg(n=("run_id", "size"), test_acc_mean=("metric_test_acc", "mean"),
+                 test_acc_std=("metric_test_acc", "std"), best_test_acc_mean=("metric_best_test_acc", "mean"),
+                 best_test_acc_std=("metric_best_test_acc", "std"))
+            .reset_index())
+    grid.columns = [c[4:] if c.startswith("cfg_") else c for c in grid.columns]
+    tables = {"expansion_grid": grid}
+    acc = history[history["metric"] == "test_acc"].merge(done[["run_id", *keys]], on="run_id")
+    if not acc.empty:
+        curves = (acc.groupby([*keys, "step"])["value"].agg(["mean", "std", "count"]).reset_index()
+                  .rename(columns={"step": "epoch", "mean": "test_acc_mean", "std": "test_acc_std", "count": "n"}))
+        curves.columns = [c[4:] if c.startswith("cfg_") else c for c in curves.columns]
+        tables["accuracy_curves"] = curves
+    return tables
+
+
+def _figures(tables: dict, runs, history) -> dict:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figs = {}
+    grid = tables.get("expansion_grid", pd.DataFrame())
+    for (dataset, model), part in (grid.groupby(["dataset", "model"]) if not grid.empty else []):
+        expanded = part[part["expansion_factor"] > 1]
+        if expanded["expansion_factor"].nunique() * expanded["fill"].nunique() < 2:
+            continue
+        table = expanded.pivot(index="expansion_factor", columns="fill", values="best_test_acc_mean")
+        raw = part.loc[part["expansion_factor"] == 1, "best_test_acc_mean"]
+        if not raw.empty:  # the raw run has no fill: show it across the row
+            table.loc[1] = float(raw.iloc[0])
+            table = table.sort_index()
+        fig, ax = plt.subplots(figsize=(1.2 * table.shape[1] + 2, 0.8 * table.shape[0] + 1.5))
+        im = ax.imshow(table.values, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(table.shape[1]), table.columns)
+        ax.set_yticks(range(table.shape[0]), [f"{i} (raw)" if i == 1 else str(i) for i in table.index])
+        lo, hi = np.nanmin(table.values), np.nanmax(table.values)
+        for (i, j), v in np.ndenumerate(table.values):  # dark text on the light end of viridis
+            light = hi > lo and (v - lo) / (hi - lo) > 0.6
+            ax.text(j, i, f"{v:.3f}", ha="center", va="center", color="k" if light else "w", fontsize=8)
+        ax.set_xlabel("fill")
+        ax.set_ylabel("expansion factor")
+        ax.set_title(f"best test accuracy: {model} on {dataset}")
+        fig.colorbar(im, ax=ax)
+        figs[f"grid_{dataset}_{model}"] = fig
+    curves = tables.get("accuracy_curves", pd.DataFrame())
+    for (dataset, model), part in (curves.groupby(["dataset", "model"]) if not curves.empty else []):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for (factor, fill), c in part.groupby(["expansion_factor", "fill"]):
+            label = "raw" if factor == 1 else f"x{factor}, fill {fill}"
+            ax.plot(c["epoch"], c["test_acc_mean"], label=label)
+            ax.fill_between(c["epoch"], c["test_acc_mean"] - c["test_acc_std"].fillna(0),
+                            c["test_acc_mean"] + c["test_acc_std"].fillna(0), alpha=0.2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy (mean +- std over seeds)")
+        ax.set_title(f"{model} on {dataset}: raw vs expanded")
+        ax.legend(fontsize=8)
+        figs[f"curves_{dataset}_{model}"] = fig
+    return figs
 
 
 TASK = Task(
@@ -144,5 +289,8 @@ TASK = Task(
     config_cls=ImageClassificationConfig,
     run=run,
     summary_metrics=("test_acc", "best_test_acc"),
+    aggregate=_aggregate,
+    figures=_figures,
+    baseline={"expansion_factor": 1},
     description="image classifier on raw or expanded input (paper Sec. 2.1, 6.1)",
 )

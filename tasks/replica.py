@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasks._api import RunContext, RunResult, Task
-from tasks.datasets import ImageData, load_dataset
+from tasks.datasets import load_dataset
 from tasks.replica_distance import RDSettings
 
 MODELS = ("simple", "dropout", "batchnorm", "flip", "rot180")
@@ -140,9 +140,9 @@ class ReplicaCNN(nn.Module):
         return self.out(x)
 
 
-def build_model(config: ReplicaConfig, data: ImageData, seed: int) -> ReplicaCNN:
+def build_model(config: ReplicaConfig, data: "_Data", seed: int) -> ReplicaCNN:
     torch.manual_seed(seed)
-    return ReplicaCNN(config.model, data.channels, data.train_x.shape[-1], data.num_classes,
+    return ReplicaCNN(config.model, data.channels, data.image_size, data.num_classes,
                       config.channels, config.hidden)
 
 
@@ -155,11 +155,22 @@ def flat_weights(model: nn.Module) -> np.ndarray:
 # ----------------------------------------------------------------------------- data
 
 
+@dataclass(frozen=True)
+class _Data:
+    channels: int
+    image_size: int
+    num_classes: int
+    train_x: torch.Tensor  # normalized
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
 @functools.lru_cache(maxsize=4)
-def _data(config_key: tuple, root: str | None) -> tuple[ImageData, torch.Tensor, torch.Tensor]:
+def _data(config_key: tuple, root: str | None) -> _Data:
     dataset, mode, n_images, subset_seed, download = config_key
     data = load_dataset(dataset, root, download, test_fraction=0.2, split_seed=subset_seed)
-    mean, std = data.channel_stats()
+    mean, std = data.channel_stats(n=len(data.train))
     norm = lambda x: (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)  # noqa: E731
     train_x, train_y = norm(data.train_x), data.train_y
     if mode == "subset":
@@ -168,8 +179,8 @@ def _data(config_key: tuple, root: str | None) -> tuple[ImageData, torch.Tensor,
         idx = torch.from_numpy(np.sort(np.random.default_rng(subset_seed).choice(len(train_y), n_images,
                                                                                  replace=False)))
         train_x, train_y = train_x[idx], train_y[idx]
-    test = ImageData(train_x, train_y, norm(data.test_x), data.test_y, data.num_classes, data.split)
-    return test, train_x, train_y
+    return _Data(data.channels, data.image_size, data.num_classes, train_x, train_y,
+                 norm(data.test_x), data.test_y)
 
 
 # ----------------------------------------------------------------------------- training
@@ -209,8 +220,8 @@ def train_replicas(config: ReplicaConfig, seeds: Sequence[int], data_root: str |
                    vectorized: bool, on_epoch: Callable[[int, int, dict], None] | None = None
                    ) -> Iterator[tuple[int, ReplicaCNN, dict]]:
     """Train `seeds`; yield (seed, trained model, final metrics) as each finishes."""
-    data, train_x, train_y = _data((config.dataset, config.mode, config.n_images, config.subset_seed,
-                                    config.download), data_root)
+    data = _data((config.dataset, config.mode, config.n_images, config.subset_seed, config.download), data_root)
+    train_x, train_y = data.train_x, data.train_y
     dev = torch.device(device)
     train_x, train_y = train_x.to(dev), train_y.to(dev)
     test_x, test_y = data.test_x.to(dev), data.test_y.to(dev)

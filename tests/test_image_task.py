@@ -1,6 +1,8 @@
 """Input expansion and the image-classification task."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -60,7 +62,117 @@ def test_random_fill_per_batch_trains():
 
 
 def test_config_rejects_unknown_dataset_and_bad_fill():
-    with pytest.raises(ValueError, match="available: cifar10, digits"):
+    with pytest.raises(ValueError, match="available: digits, cifar10, cifar100, kmnist"):
         ImageClassificationConfig(dataset="mnist")
     with pytest.raises(ValueError, match="fill must be in"):
         ImageClassificationConfig(fill=3.0)
+
+
+# ----------------------------------------------------------------------------- every model x dataset
+
+from fake_datasets import DATASETS as FAKE_DATASETS, make as make_fake  # noqa: E402
+from tasks.datasets import load_dataset  # noqa: E402
+from tasks.models import MIN_INPUT, MODELS  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fake_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    for name in FAKE_DATASETS:
+        make_fake(name, root)
+    return root
+
+
+@pytest.mark.parametrize("dataset", FAKE_DATASETS)
+def test_datasets_load_from_their_on_disk_layout(dataset, fake_root):
+    data = load_dataset(dataset, str(fake_root), image_size=16)
+    x, y, idx = next(data.train.batches(4))
+    assert x.dtype == torch.float32 and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert x.shape[1:] == (data.channels, 16, 16) and len(y) == len(idx) == x.shape[0]
+    assert data.channels == (1 if dataset in ("kmnist", "fashionmnist") else 3)
+    assert len(data.test) > 0 and int(y.max()) < data.num_classes
+    if dataset in ("eurosat", "imagenet_r"):
+        assert data.split.startswith("stratified")  # no standard split: a seeded one, recorded
+        assert set(data.train.indices).isdisjoint(data.test.indices)
+
+
+def test_missing_dataset_names_the_path_and_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download: true"):
+        load_dataset("cifar10", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="--data-root"):
+        load_dataset("cifar10", None)
+
+
+@pytest.mark.parametrize("dataset", ("digits", *FAKE_DATASETS))
+def test_every_model_builds_and_takes_a_training_step_on_every_dataset(dataset, fake_root):
+    from tasks.image_classification import _Inputs
+    from tasks.models import build_model
+    data = load_dataset(dataset, str(fake_root), image_size=None if dataset == "digits" else 16)
+    mean, std = data.channel_stats()
+    for model_name in MODELS:
+        factor = 1 if data.image_size >= MIN_INPUT[model_name] else -(-MIN_INPUT[model_name] // data.image_size)
+        cfg = ImageClassificationConfig(dataset=dataset, model=model_name, expansion_factor=factor,
+                                        image_size=None if dataset == "digits" else 16)
+        inputs = _Inputs(cfg, 0, mean, std, torch.device("cpu"))
+        torch.manual_seed(0)
+        model = build_model(model_name, data.channels, data.num_classes, width=4)
+        x, y, idx = next(data.train.batches(2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        before = [p.detach().clone() for p in model.parameters()]
+        loss = torch.nn.functional.cross_entropy(model(inputs(x, idx, 0)), y)
+        loss.backward()
+        opt.step()
+        assert math.isfinite(loss.item()), (dataset, model_name)
+        assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters())), (dataset, model_name)
+
+
+@pytest.mark.parametrize("dataset", ("digits", *FAKE_DATASETS))
+def test_task_runs_end_to_end_on_every_dataset(dataset, fake_root):
+    cfg = ImageClassificationConfig(dataset=dataset, epochs=2, batch_size=4, width=4, expansion_factor=2,
+                                    image_size=None if dataset == "digits" else 16, train_limit=8, test_limit=8)
+    ctx = SimpleContext(data_root=str(fake_root))
+    res = get_task("image_classification").run(cfg, 0, ctx)
+    assert math.isfinite(res.metrics["train_loss"]) and 0 <= res.metrics["test_acc"] <= 1
+    assert [h["step"] for h in ctx.history] == [0, 1]
+
+
+def test_grayscale_channels_are_explicit(fake_root):
+    native = get_task("image_classification").run(
+        ImageClassificationConfig(dataset="kmnist", model="resnet18", epochs=1, batch_size=4, train_limit=4,
+                                  test_limit=4),
+        0, SimpleContext(data_root=str(fake_root)))
+    replicate = get_task("image_classification").run(
+        ImageClassificationConfig(dataset="kmnist", model="resnet18", epochs=1, batch_size=4, train_limit=4,
+                                  test_limit=4, in_channels="replicate"), 0, SimpleContext(data_root=str(fake_root)))
+    # the first conv of resnet18 has 64 x C x 7 x 7 weights: C = 1 natively, 3 when replicated
+    assert replicate.metrics["n_params"] - native.metrics["n_params"] == 64 * 2 * 7 * 7
+
+
+def test_models_refuse_inputs_they_cannot_take():
+    with pytest.raises(ValueError, match="densenet121 needs inputs of at least 32 px; digits is 8 px"):
+        ImageClassificationConfig(dataset="digits", model="densenet121")
+    ImageClassificationConfig(dataset="digits", model="densenet121", expansion_factor=4)  # 32 px: fine
+
+
+def test_raw_runs_have_one_canonical_fill():
+    assert ImageClassificationConfig(expansion_factor=1, fill="random").fill == 0.0
+    from orchestrator import expand, spec_from_dict
+    spec = spec_from_dict({"name": "g", "task": "image_classification", "seeds": 2,
+                           "axes": {"expansion_factor": [1, 2, 3], "fill": [0.5, "random"]}})
+    runs = expand(spec)
+    assert len(runs) == (1 + 2 * 2) * 2  # raw once, not once per fill
+    assert len({r.run_id for r in runs}) == len(runs)
+
+
+def test_per_image_random_fill_is_fixed_across_epochs_and_per_batch_is_not():
+    from tasks.image_classification import _Inputs
+    x = torch.rand(3, 1, 4, 4)
+    idx = torch.tensor([5, 6, 7])
+    mean, std = torch.zeros(1), torch.ones(1)
+    fixed = _Inputs(ImageClassificationConfig(expansion_factor=2, fill="random"), 0, mean, std, torch.device("cpu"))
+    assert torch.equal(fixed(x, idx, 0), fixed(x, idx, 0))
+    assert not torch.equal(fixed(x, idx, 0), fixed(x, idx, 1))  # test images get their own noise
+    batch = _Inputs(ImageClassificationConfig(expansion_factor=2, fill="random", random_fill="per_batch"),
+                    0, mean, std, torch.device("cpu"))
+    assert not torch.equal(batch(x, idx, 0), batch(x, idx, 0))
+    assert torch.equal(batch(x, idx, 0)[..., ::2, ::2], x)

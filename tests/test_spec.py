@@ -75,7 +75,7 @@ def test_unknown_task_lists_registered_tasks():
 
 def test_literal_and_union_types_are_checked():
     base = {"name": "i", "task": "image_classification", "seeds": 1}
-    with pytest.raises(SpecError, match=r"'cosinus' is not allowed; allowed values: 'cosine', 'none'"):
+    with pytest.raises(SpecError, match=r"'cosinus' is not allowed; allowed values: 'cosine', 'step', 'none'"):
         spec_from_dict({**base, "fixed": {"scheduler": "cosinus"}})
     with pytest.raises(SpecError, match=r"fixed.fill: 'noise' does not fit"):
         spec_from_dict({**base, "fixed": {"fill": "noise"}})

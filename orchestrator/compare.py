@@ -1,0 +1,168 @@
+"""Comparison tables: a baseline level of one axis against each other level, per metric.
+
+The reusable piece behind every task's raw-vs-expanded numbers. Completed runs are grouped
+by the config columns that vary in the sweep, except the compared axis; within a group,
+the baseline level (a task's `baseline`, e.g. expansion_factor 1) is compared with each
+other level of that axis, metric by metric. Baseline runs are matched on the group columns
+they vary in only: a column they hold constant (the canonical fill of raw images) is one
+the axis decides, and every group is compared with the same baseline runs.
+
+    n, mean, std, ci_low, ci_high          per level (columns suffixed _base for the baseline)
+    delta, rel_delta                       mean - mean_base, and delta / |mean_base|
+    test, p_value                          two-sided; the test that gave it, by name
+
+Statistics, and why:
+- 95% CI: percentile bootstrap of the mean, N_BOOTSTRAP resamples from a generator seeded
+  with BOOTSTRAP_SEED for each sample, so a CI depends only on its own values (not on the
+  table's order or on other levels). Seeds are few (4-30): the percentile interval is
+  slightly too narrow there, and with n = 1 there is none (NaN).
+- Paired test when seeds pair up, i.e. both levels hold the same set of seeds, each once:
+  the Wilcoxon signed-rank test (scipy.stats.wilcoxon; exact for small n without ties).
+  It suits seed-to-seed spread, which is often skewed by a bad seed, where a paired t-test
+  assumes normal differences. Note that with fewer than 6 pairs no two-sided result can
+  reach p < 0.05 (the exact minimum is 2 / 2**n). All differences zero: p = 1.
+- Otherwise (different seeds, a failed run on one side): the Mann-Whitney U rank test
+  (scipy.stats.mannwhitneyu), the unpaired counterpart of the same rank family.
+- Fewer than 2 values (or pairs) on a side: no test (`test` = "none", p NaN).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+N_BOOTSTRAP = 10_000
+BOOTSTRAP_SEED = 0
+CI_LEVEL = 0.95
+WILCOXON, MANN_WHITNEY, NO_TEST = "wilcoxon", "mannwhitneyu", "none"
+
+
+def varying_config_columns(runs: pd.DataFrame) -> list[str]:
+    """The cfg_ columns with more than one value (the same rule as the summary table's)."""
+    return [c for c in runs.columns if c.startswith("cfg_") and runs[c].astype(str).nunique(dropna=False) > 1]
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED,
+                 level: float = CI_LEVEL) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean; (nan, nan) for fewer than 2 values."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    alpha = (1 - level) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def compare_samples(base: pd.Series, other: pd.Series) -> tuple[str, float]:
+    """(test name, two-sided p-value) for two samples of one metric, indexed by seed."""
+    from scipy import stats  # ~0.7 s to import: every CLI command imports this module, few compare
+    base, other = base.dropna(), other.dropna()
+    paired = (base.index.is_unique and other.index.is_unique
+              and set(base.index) == set(other.index))
+    if paired:
+        if len(base) < 2:
+            return NO_TEST, float("nan")
+        diffs = other.loc[base.index].to_numpy(float) - base.to_numpy(float)
+        if not np.any(diffs):  # scipy would divide by zero; no difference at all is p = 1
+            return WILCOXON, 1.0
+        return WILCOXON, float(stats.wilcoxon(diffs).pvalue)
+    if len(base) < 2 or len(other) < 2:
+        return NO_TEST, float("nan")
+    return MANN_WHITNEY, float(stats.mannwhitneyu(other, base, alternative="two-sided").pvalue)
+
+
+def _describe(values: pd.Series) -> dict[str, float]:
+    v = values.dropna().to_numpy(float)
+    low, high = bootstrap_ci(v)
+    return {"n": len(v), "mean": v.mean() if len(v) else float("nan"),
+            "std": v.std(ddof=1) if len(v) > 1 else float("nan"), "ci_low": low, "ci_high": high}
+
+
+def _level_mask(column: pd.Series, level: Any) -> pd.Series:
+    mask = column == level
+    # A level read back from Parquet may differ in type from the task's baseline (1 vs "1").
+    return mask if mask.any() else column.astype(str) == str(level)
+
+
+def comparison_table(runs: pd.DataFrame, baseline: Mapping[str, Any],
+                     metrics: list[str] | None = None) -> pd.DataFrame:
+    """Baseline vs every other level of its axis, per group of the other varying config columns.
+
+    `baseline` names one axis and its baseline level, e.g. {"expansion_factor": 1};
+    `metrics` are metric names without the `metric_` prefix (default: every metric column).
+    Empty when the sweep does not vary that axis or has no completed baseline runs.
+    """
+    if len(baseline) != 1:
+        raise ValueError(f"baseline must name exactly one axis and its level, got {dict(baseline)!r}")
+    (axis, base_level), = baseline.items()
+    axis_col = f"cfg_{axis}"
+    done = runs[runs["status"] == "completed"] if "status" in runs else runs
+    if done.empty or axis_col not in done:
+        return pd.DataFrame()
+    metric_cols = [f"metric_{m}" for m in metrics] if metrics else [c for c in done if c.startswith("metric_")]
+    metric_cols = [c for c in metric_cols if c in done]
+    as_text = done[axis_col].dtype == object  # mixed types (0.5 and "random") cannot share a Parquet column
+    is_base = _level_mask(done[axis_col], base_level)
+    base_all, rest = done[is_base], done[~is_base]
+    if base_all.empty or rest.empty:
+        return pd.DataFrame()
+    group_cols = [c for c in varying_config_columns(done) if c != axis_col]
+    # Baseline runs are matched only on the columns they vary in. One they hold constant is
+    # one the axis decides (raw images have no fill: the task records one canonical fill),
+    # so every group of the other levels is compared with those same baseline runs.
+    match_cols = [c for c in group_cols if base_all[c].astype(str).nunique(dropna=False) > 1]
+    text_cols = {c for c in group_cols if done[c].dtype == object}  # as for the axis: one type per column
+
+    rows = []
+    grouped = rest.groupby(group_cols, dropna=False, sort=True) if group_cols else [((), rest)]
+    for key, part in grouped:
+        key = dict(zip(group_cols, key if isinstance(key, tuple) else (key,)))
+        base = base_all
+        for c in match_cols:
+            base = base[base[c].astype(str) == str(key[c])]
+        if base.empty:
+            continue
+        base = base.set_index("seed")
+        for level in sorted(part[axis_col].unique(), key=lambda v: (str(type(v)), v)):
+            other = part[part[axis_col] == level].set_index("seed")
+            for col in metric_cols:
+                b, o = pd.to_numeric(base[col], errors="coerce"), pd.to_numeric(other[col], errors="coerce")
+                sb, so = _describe(b), _describe(o)
+                test, p = compare_samples(b, o)
+                delta = so["mean"] - sb["mean"]
+                rows.append({
+                    **{g[4:]: str(v) if g in text_cols else v for g, v in key.items()},
+                    "metric": col[7:], "axis": axis,
+                    "baseline": str(base_level) if as_text else base_level,
+                    "level": str(level) if as_text else level,
+                    **{f"{k}_base": v for k, v in sb.items()}, **so,
+                    "delta": delta,
+                    "rel_delta": delta / abs(sb["mean"]) if sb["mean"] else float("nan"),
+                    "test": test, "p_value": p,
+                })
+    return pd.DataFrame(rows)
+
+
+def format_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """A display copy: group columns, metric, `level vs baseline`, mean [95% CI] per side, delta, p."""
+    if table.empty:
+        return table
+    first = table.columns.get_loc("metric")
+    shown = table.iloc[:, :first].copy()
+    shown["metric"] = table["metric"]
+    shown["compared"] = [f"{a}={lv} vs {b}" for a, lv, b in zip(table["axis"], table["level"], table["baseline"])]
+
+    def ci(mean, low, high, n):
+        return f"{mean:.4g} [{low:.4g}, {high:.4g}] (n={n})" if low == low else f"{mean:.4g} (n={n})"
+
+    shown["baseline"] = [ci(*r) for r in zip(table["mean_base"], table["ci_low_base"], table["ci_high_base"],
+                                              table["n_base"])]
+    shown["level"] = [ci(*r) for r in zip(table["mean"], table["ci_low"], table["ci_high"], table["n"])]
+    shown["delta"] = [f"{d:+.4g} ({r:+.1%})" if r == r else f"{d:+.4g}"
+                      for d, r in zip(table["delta"], table["rel_delta"])]
+    shown["test"] = table["test"]
+    shown["p"] = [f"{p:.3g}" if p == p else "" for p in table["p_value"]]
+    return shown
