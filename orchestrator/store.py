@@ -42,7 +42,7 @@ RUNS, HISTORY, ARTIFACTS, AGGREGATES, QUARANTINE = "runs", "history", "artifacts
 RUN_COLUMNS = (
     "run_id", "sweep", "task", "trial_id", "seed", "status", "attempt", "error", "traceback",
     "started_at", "finished_at", "duration_s", "batch_size_runs", "host", "device", "pid",
-    "git_commit", "config_json", "peak_gpu_mem_mb", "peak_rss_mb",
+    "git_commit", "config_json", "peak_gpu_mem_mb", "peak_rss_mb", "cuda_visible_devices",
     "v_python", "v_symsweep", "v_torch", "v_numpy", "v_ray",
 )
 HISTORY_SCHEMA = pa.schema([("run_id", pa.string()), ("step", pa.int64()),

@@ -187,6 +187,8 @@ class TrialRunner:
             "host": socket.gethostname(), "device": _device_name(device), "pid": os.getpid(),
             "git_commit": self.git_commit, "config_json": json.dumps(trial.config, sort_keys=True),
             "peak_gpu_mem_mb": _peak_gpu_mb(device), "peak_rss_mb": _peak_rss_mb(),
+            # the GPU(s) Ray assigned to the trial: shows how fractional `gpus` packed trials
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         }
         row.update({f"v_{k}": v for k, v in library_versions().items()})
         text_fields = _text_fields(task_registry.get_task(trial.task).config_cls)

@@ -166,3 +166,19 @@ def test_status_and_aggregate_of_a_missing_folder_fail_clearly(cli, tmp_path):
     assert res.returncode == 1 and "is not a sweep folder (no spec.yaml)" in res.stderr
     res = cli("aggregate", str(tmp_path / "nothing"))
     assert res.returncode == 1 and "is not a sweep folder" in res.stderr
+
+
+def test_a_corrupt_run_file_is_reported_moved_aside_and_run_again(cli, tmp_path, write_spec):
+    spec = write_spec(SYN)
+    assert cli("run", str(spec), "--results", str(tmp_path), "--executor", "inline").returncode == 0
+    victim = sorted((tmp_path / "syn" / "runs").glob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:40])  # truncated mid-file
+    status = cli("status", str(tmp_path / "syn"))
+    assert status.returncode == 0
+    assert "pending: 1" in status.stdout and f"unreadable: {victim}" in status.stdout
+    res = cli("run", str(spec), "--results", str(tmp_path), "--executor", "inline")
+    assert res.returncode == 0
+    assert "moved to quarantine/" in res.stdout and "5 already done, 1 to run" in res.stdout
+    assert len(list((tmp_path / "syn" / "quarantine").iterdir())) == 1
+    runs = _runs(tmp_path / "syn")
+    assert len(runs) == 6 and runs["run_id"].is_unique and set(runs["status"]) == {"completed"}
