@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +76,12 @@ class LoopbackCluster:
 
     def start(self, log_dir: Path) -> "LoopbackCluster":
         log_dir.mkdir(parents=True, exist_ok=True)
+        # A temp dir of its own keeps this cluster out of /tmp/ray/ray_current_cluster,
+        # which a later plain ray.init() on this machine would try to join.
+        self.temp_dir = tempfile.mkdtemp(prefix="rl-", dir="/tmp")
         self._start("head", ["--head", "--port", str(self.port), "--num-cpus", str(self.head_cpus),
-                             "--num-gpus", "0", "--include-dashboard", "false"], log_dir)
+                             "--num-gpus", "0", "--include-dashboard", "false", "--temp-dir", self.temp_dir],
+                    log_dir)
         self.wait_for_nodes(1)
         return self
 
@@ -115,3 +120,5 @@ class LoopbackCluster:
     def stop(self) -> None:
         for name in list(self.nodes)[::-1]:
             self.kill(name)
+        if getattr(self, "temp_dir", None):
+            shutil.rmtree(self.temp_dir, ignore_errors=True)

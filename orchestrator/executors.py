@@ -82,7 +82,9 @@ class RayExecutor:
             if self.address:
                 ray.init(address=self.address, **kwargs)
             else:
-                ray.init(num_cpus=self.num_cpus, **kwargs)
+                # "local": always a new embedded instance. Without it ray.init() joins the
+                # last cluster `ray start` left on this machine, even a dead one.
+                ray.init(address="local", num_cpus=self.num_cpus, **kwargs)
             started_here = True
         if not self.verbose:
             logging.getLogger("ray.tune").setLevel(logging.ERROR)

@@ -182,3 +182,22 @@ def test_a_corrupt_run_file_is_reported_moved_aside_and_run_again(cli, tmp_path,
     assert len(list((tmp_path / "syn" / "quarantine").iterdir())) == 1
     runs = _runs(tmp_path / "syn")
     assert len(runs) == 6 and runs["run_id"].is_unique and set(runs["status"]) == {"completed"}
+
+
+def test_the_embedded_ray_ignores_a_dead_cluster_left_by_ray_start(cli, write_spec, tmp_path):
+    """`ray start` records its cluster in <tmp>/ray/ray_current_cluster, and a plain
+    ray.init() would try to join it even after it died: symsweep starts its own."""
+    import shutil
+    import tempfile
+    short_tmp = tempfile.mkdtemp(prefix="t", dir="/tmp")  # Ray's socket paths must stay short
+    try:
+        os.makedirs(os.path.join(short_tmp, "ray"))
+        with open(os.path.join(short_tmp, "ray", "ray_current_cluster"), "w") as f:
+            f.write("127.0.0.2:9\n")  # nothing listens there
+        spec = write_spec(SYN)
+        res = cli("run", str(spec), "--results", str(tmp_path), "--num-cpus", "2", env={"TMPDIR": short_tmp},
+                  timeout=180)
+        assert res.returncode == 0, res.stderr
+        assert "done: 6 completed" in res.stdout
+    finally:
+        shutil.rmtree(short_tmp, ignore_errors=True)
