@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="report folder (default: RESULTS/SWEEP/report)")
 
     sub.add_parser("tasks", help="list registered tasks and their parameters")
+
+    p = sub.add_parser("data", help="download a dataset a task reads from --data-root (needs internet)")
+    p.add_argument("name", nargs="?", help="dataset name (omit to list them)")
+    p.add_argument("--dest", help="data root to download into")
     return parser
 
 
@@ -184,7 +188,11 @@ def _cmd_report(args) -> int:
 def _cmd_tasks(args) -> int:
     from tasks import available_tasks
     for name in available_tasks():
-        task = resolve_task(name)
+        try:
+            task = resolve_task(name)
+        except SpecError as exc:
+            print(f"{name}: cannot be loaded: {exc}")
+            continue
         print(f"{name}: {task.description}")
         hints = typing.get_type_hints(task.config_cls)
         for f in dataclasses.fields(task.config_cls):
@@ -193,8 +201,37 @@ def _cmd_tasks(args) -> int:
     return 0
 
 
+def _cmd_data(args) -> int:
+    from tasks import available_tasks
+    sources = {}
+    for task_name in available_tasks():
+        try:
+            task = resolve_task(task_name)
+        except SpecError as exc:
+            print(f"warning: {exc}", file=sys.stderr)
+            continue
+        for name, fetch in task.downloads.items():
+            sources[name] = (task_name, fetch)
+    if args.name is None:
+        for name, (task_name, _) in sorted(sources.items()):
+            print(f"{name}  (task {task_name})")
+        return 0
+    if args.name not in sources:
+        raise SpecError(f"unknown dataset {args.name!r}; downloadable: {', '.join(sorted(sources))}")
+    if not args.dest:
+        raise SpecError("--dest DIR is required: the data root to download into")
+    try:
+        sources[args.name][1](args.dest)
+    except (OSError, RuntimeError) as exc:
+        print(f"symsweep: error: download of {args.name} failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.name} is in {args.dest}; pass --data-root {args.dest} (or set SYMSWEEP_DATA)")
+    return 0
+
+
 COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "status": _cmd_status,
-            "aggregate": _cmd_aggregate, "query": _cmd_query, "report": _cmd_report, "tasks": _cmd_tasks}
+            "aggregate": _cmd_aggregate, "query": _cmd_query, "report": _cmd_report, "tasks": _cmd_tasks,
+            "data": _cmd_data}
 
 if __name__ == "__main__":
     sys.exit(main())

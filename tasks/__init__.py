@@ -41,7 +41,10 @@ def get_task(name: str) -> Task:
         raise UnknownTaskError(
             f"unknown task {name!r}; registered tasks: {', '.join(available_tasks()) or '(none)'}"
         )
-    task = matches[0].load()
+    try:
+        task = matches[0].load()
+    except ImportError as exc:  # a broken plugin names itself instead of a bare traceback
+        raise UnknownTaskError(f"task {name!r} ({matches[0].value}) failed to import: {exc}") from exc
     if not isinstance(task, Task):
         raise TypeError(f"entry point {name!r} -> {matches[0].value} is not a tasks.Task")
     return task

@@ -102,6 +102,8 @@ class Task:
                    aggregate tables (including `summary`).
     baseline:      the baseline level of the axis that comparison tables compare against,
                    e.g. {"expansion_factor": 1}; empty when the task has none.
+    downloads:     dataset name -> fetch(dest) for `symsweep data NAME --dest DIR` (needs
+                   internet; tasks read the result from --data-root).
     """
 
     name: str
@@ -113,6 +115,7 @@ class Task:
     aggregate_config: type | None = None
     figures: Callable[..., dict] | None = None
     baseline: Mapping[str, Any] = field(default_factory=dict)
+    downloads: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -284,6 +284,12 @@ def _figures(tables: dict, runs, history) -> dict:
     return figs
 
 
+def _downloader(name: str):
+    def fetch(dest: str) -> None:  # torchvision's own download into its layout under dest
+        load_dataset(name, dest, download=True)
+    return fetch
+
+
 TASK = Task(
     name="image_classification",
     config_cls=ImageClassificationConfig,
@@ -292,5 +298,7 @@ TASK = Task(
     aggregate=_aggregate,
     figures=_figures,
     baseline={"expansion_factor": 1},
+    downloads={n: _downloader(n) for n in ("cifar10", "cifar100", "kmnist", "fashionmnist", "eurosat",
+                                           "fgvc_aircraft", "dtd")},
     description="image classifier on raw or expanded input (paper Sec. 2.1, 6.1)",
 )

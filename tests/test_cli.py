@@ -201,3 +201,15 @@ def test_the_embedded_ray_ignores_a_dead_cluster_left_by_ray_start(cli, write_sp
         assert "done: 6 completed" in res.stdout
     finally:
         shutil.rmtree(short_tmp, ignore_errors=True)
+
+
+def test_data_lists_downloadable_datasets_and_rejects_unknown_ones(cli, tmp_path):
+    res = cli("data")
+    assert res.returncode == 0
+    listed = dict(line.split(None, 1) for line in res.stdout.splitlines() if line.strip())
+    assert listed["pinnacle"] == "(task pinn)" and listed["cifar10"] == "(task image_classification)"
+    res = cli("data", "imagenet", "--dest", str(tmp_path))
+    assert res.returncode == 2 and "unknown dataset 'imagenet'; downloadable: cifar10, cifar100" in res.stderr
+    res = cli("data", "pinnacle")
+    assert res.returncode == 2 and "--dest DIR is required" in res.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,181 @@
+"""Raw vs expanded, per PDE (paper Sec. 2.2, Fig. 4): tables and box plots.
+
+Tables (written under the sweep's aggregates/):
+- `pinn_pde`: one row per PDE (and per combination of any other config values that
+  vary in the sweep) and metric (l2re, mse, loss = final training loss): seeds per side,
+  mean and median of each side, the relative change of the median, and a two-sided test:
+  Wilcoxon signed-rank (scipy.stats.wilcoxon) when the seeds pair up (both sides hold the
+  same seeds; a seed fixes the initial weights of both runs, so pairs share a start),
+  otherwise Mann-Whitney U (the unpaired rank test); fewer than 2 values: no test.
+- `pinn_overview`: one row per PDE on the metric that decides: l2re where the PDE has a
+  reference, else the final training loss; `improved` = the expanded median is lower,
+  `significant` = p < 0.05.
+- `pinn_summary`: PDEs compared, how many improved (the paper: about 75%), and how many
+  changed at p < 0.05 in either direction.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+METRICS = ("l2re", "mse", "loss")
+ALPHA = 0.05
+RAW, EXPANDED = "raw", "expanded"
+
+
+def paired_test(raw: pd.Series, expanded: pd.Series) -> tuple[str, float]:
+    """(test name, two-sided p) for one metric, both Series indexed by seed."""
+    from scipy import stats
+    raw, expanded = raw.dropna(), expanded.dropna()
+    if raw.index.is_unique and expanded.index.is_unique and set(raw.index) == set(expanded.index):
+        if len(raw) < 2:
+            return "none", float("nan")
+        diffs = expanded.loc[raw.index].to_numpy(float) - raw.to_numpy(float)
+        if not np.any(diffs):
+            return "wilcoxon", 1.0
+        return "wilcoxon", float(stats.wilcoxon(diffs).pvalue)
+    if len(raw) < 2 or len(expanded) < 2:
+        return "none", float("nan")
+    return "mannwhitneyu", float(stats.mannwhitneyu(expanded, raw, alternative="two-sided").pvalue)
+
+
+def _group_columns(done: pd.DataFrame) -> list[str]:
+    varying = [c for c in done.columns if c.startswith("cfg_") and c not in ("cfg_expansion", "cfg_pde")
+               and done[c].astype(str).nunique(dropna=False) > 1]
+    return ["cfg_pde"] + varying
+
+
+def _compare(values: dict[str, pd.Series]) -> dict:
+    row = {}
+    for side, v in values.items():
+        row[f"n_{side}"] = int(v.count())
+    for side, v in values.items():
+        row[f"mean_{side}"] = float(v.mean()) if v.count() else float("nan")
+    for side, v in values.items():
+        row[f"median_{side}"] = float(v.median()) if v.count() else float("nan")
+    base = row[f"median_{RAW}"]
+    row["median_change"] = (row[f"median_{EXPANDED}"] - base) / abs(base) if base else float("nan")
+    row["test"], row["p_value"] = paired_test(values[RAW], values[EXPANDED])
+    return row
+
+
+def per_pde_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """`pinn_pde`: long format, one row per (PDE, other varying config, metric)."""
+    done = runs[runs["status"] == "completed"] if "status" in runs else runs
+    if done.empty or "cfg_expansion" not in done or "cfg_pde" not in done:
+        return pd.DataFrame()
+    groups, rows = _group_columns(done), []
+    for key, part in done.groupby(groups, dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        sides = {s: part[part["cfg_expansion"] == s].set_index("seed") for s in (RAW, EXPANDED)}
+        if sides[RAW].empty or sides[EXPANDED].empty:
+            continue
+        for m in METRICS:
+            col = f"metric_{m}"
+            values = {s: pd.to_numeric(df[col], errors="coerce") if col in df else pd.Series(dtype=float)
+                      for s, df in sides.items()}
+            rows.append({**{c[4:]: k for c, k in zip(groups, key)}, "metric": m, **_compare(values)})
+    return pd.DataFrame(rows)
+
+
+def overview_table(table: pd.DataFrame) -> pd.DataFrame:
+    """`pinn_overview`: per PDE, the deciding metric (l2re if measured on both sides, else loss)."""
+    if table.empty:
+        return pd.DataFrame()
+    keys = [c for c in table.columns if c not in ("metric",) and c not in _compare_columns()]
+    rows = []
+    for _, part in table.groupby(keys, dropna=False, sort=False):
+        l2re = part[part["metric"] == "l2re"].iloc[0]
+        pick = l2re if l2re["n_raw"] and l2re["n_expanded"] else part[part["metric"] == "loss"].iloc[0]
+        improved = bool(pick[f"median_{EXPANDED}"] < pick[f"median_{RAW}"])
+        rows.append({**{k: pick[k] for k in keys}, "compared": pick["metric"],
+                     "n": int(min(pick["n_raw"], pick["n_expanded"])),
+                     "median_raw": pick["median_raw"], "median_expanded": pick["median_expanded"],
+                     "median_change": pick["median_change"], "test": pick["test"], "p_value": pick["p_value"],
+                     "improved": improved, "significant": bool(pick["p_value"] < ALPHA)})
+    return pd.DataFrame(rows)
+
+
+def _compare_columns() -> list[str]:
+    return list(_compare({RAW: pd.Series([1.0]), EXPANDED: pd.Series([1.0])}))
+
+
+def summary_row(overview: pd.DataFrame) -> pd.DataFrame:
+    if overview.empty:
+        return pd.DataFrame()
+    better = overview["improved"] & overview["significant"]
+    worse = ~overview["improved"] & overview["significant"]
+    return pd.DataFrame([{
+        "n_compared": len(overview), "n_improved": int(overview["improved"].sum()),
+        "fraction_improved": float(overview["improved"].mean()),
+        "n_significantly_better": int(better.sum()), "n_significantly_worse": int(worse.sum()),
+        "alpha": ALPHA, "decided_by": "median l2re (final loss where no reference)",
+    }])
+
+
+def aggregate_pinn(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict[str, pd.DataFrame]:
+    table = per_pde_table(runs)
+    overview = overview_table(table)
+    return {"pinn_pde": table, "pinn_overview": overview, "pinn_summary": summary_row(overview)}
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _box_panels(runs: pd.DataFrame, metric_for, title: str, table: pd.DataFrame | None):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tasks.pinn.config import PDE_NAMES
+    present = set(runs["cfg_pde"])
+    pdes = [p for p in PDE_NAMES if p in present] + sorted(present - set(PDE_NAMES))
+    cols = min(5, len(pdes))
+    rows = -(-len(pdes) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols, 2.7 * rows), squeeze=False)
+    for ax in axes.ravel()[len(pdes):]:
+        ax.set_visible(False)
+    for ax, pde in zip(axes.ravel(), pdes):
+        part = runs[runs["cfg_pde"] == pde]
+        metric, label = metric_for(part)
+        data = [pd.to_numeric(part.loc[part["cfg_expansion"] == s, f"metric_{metric}"], errors="coerce").dropna()
+                .to_numpy() for s in (RAW, EXPANDED)]
+        ax.boxplot(data, widths=0.55, showfliers=False, medianprops={"color": "k"})
+        for i, d in enumerate(data, start=1):  # every seed, jittered, over its box
+            jitter = np.random.default_rng(i).uniform(-0.12, 0.12, len(d))
+            ax.scatter(i + jitter, d, s=9, alpha=0.7, color=f"C{i - 1}", zorder=3)
+        ax.set_xticks([1, 2], [RAW, EXPANDED])
+        values = np.concatenate(data)
+        if len(values) and (values > 0).all() and values.max() / values.min() > 10:
+            ax.set_yscale("log")  # spreads over decades (diverging seeds): log; otherwise linear reads better
+        ax.set_title(f"{pde}\n{label}{_p_text(table, pde, metric)}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _p_text(table: pd.DataFrame | None, pde: str, metric: str) -> str:
+    if table is None or table.empty:
+        return ""
+    hit = table[(table["pde"] == pde) & (table["metric"] == metric)]
+    if hit.empty or not np.isfinite(hit["p_value"].iloc[0]):
+        return ""
+    return f", {hit['test'].iloc[0]} p={hit['p_value'].iloc[0]:.2g}"
+
+
+def pinn_figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
+    done = runs[runs["status"] == "completed"] if "status" in runs else runs
+    if done.empty or "cfg_expansion" not in done:
+        return {}
+    table = tables.get("pinn_pde")
+
+    def error_metric(part):
+        has = "metric_mse" in part and pd.to_numeric(part["metric_mse"], errors="coerce").notna().any()
+        return ("mse", "MSE vs reference") if has else ("loss", "final loss (no reference)")
+
+    return {
+        "pinn_error_boxes": _box_panels(done, error_metric, "raw vs expanded input: MSE against the reference per "
+                                                            "PDE, one point per seed (cf. paper Fig. 4)", table),
+        "pinn_loss_boxes": _box_panels(done, lambda part: ("loss", "final training loss"),
+                                       "raw vs expanded input: final training loss (sum of terms) per PDE", table),
+    }
