@@ -8,7 +8,6 @@ status = the same plan, read-only.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -150,7 +149,3 @@ def status_table(plan: Plan, slowest: int = 5) -> tuple[dict[str, int], pd.DataF
     failed = runs[runs["status"].isin(["failed", "diverged"])][
         [c for c in ("run_id", "seed", "status", "error") if c in runs]]
     return counts, slow, failed
-
-
-def eprint(*args) -> None:
-    print(*args, file=sys.stderr)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tasks._api import Diverged, RunContext, RunResult, Task
 from tasks.datasets import DATASETS, ImageData, image_size_of, load_dataset
 from tasks.expansion import RANDOM
-from tasks.models import MIN_INPUT, MODELS, build_model, count_parameters
+from tasks.models import MIN_INPUT, build_model, count_parameters
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """Tiny datasets written in the on-disk formats torchvision uses, for offline tests."""
 from __future__ import annotations
 
-import os
 import pickle
 import struct
 from pathlib import Path

@@ -3,7 +3,6 @@ driver joining with --address. Kill the worker node, kill the driver, fake GPUs:
 nothing lost, nothing doubled. Marked `cluster`; part of the default suite and CI."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
