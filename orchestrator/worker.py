@@ -120,6 +120,7 @@ class TrialRunner:
         store = SweepStore(self.store_uri)
         task = task_registry.get_task(trial.task)
         config = config_from_dict(task, trial.config)
+        cfg_columns = _config_columns(task.config_cls, trial.config)  # the same for every run of a trial
         threads = max(1, int(self.cpus_per_trial))
         device = pick_device()
         _limit_threads(threads)
@@ -143,20 +144,20 @@ class TrialRunner:
                 attempts[run_id] = 1 + int((previous or {}).get("attempt") or 0)
 
         if task.run_many is not None and len(todo) > 1:
-            todo = self._run_many(task, config, trial, todo, attempts, store, device, threads, finish)
+            todo = self._run_many(task, config, trial, cfg_columns, todo, attempts, store, device, threads, finish)
         for run_id, seed in todo:
             ctx = WorkerContext(device=device, data_root=self.data_root, num_threads=threads)
             seed_everything(seed)
             started = time.time()
             outcome = _call(lambda: task.run(config, seed, ctx))
-            self._write(store, trial, run_id, seed, outcome, ctx, started, time.time(), device,
+            self._write(store, trial, cfg_columns, run_id, seed, outcome, ctx, started, time.time(), device,
                         attempts[run_id])
             finish(outcome[0])
         return counts
 
     # A vectorized batch of seeds. Seeds it leaves without a result (the batch raised)
     # fall back to one-by-one runs, so one bad seed cannot fail its neighbours.
-    def _run_many(self, task, config, trial, todo, attempts, store, device, threads, finish):
+    def _run_many(self, task, config, trial, cfg_columns, todo, attempts, store, device, threads, finish):
         contexts = {seed: WorkerContext(device=device, data_root=self.data_root, num_threads=threads)
                     for _, seed in todo}
         ids = dict((seed, rid) for rid, seed in todo)
@@ -167,7 +168,7 @@ class TrialRunner:
             for seed, result in task.run_many(config, [s for _, s in todo], contexts.__getitem__):
                 now = time.time()
                 outcome = _outcome_of(result)
-                self._write(store, trial, ids[seed], seed, outcome, contexts[seed], started, now, device,
+                self._write(store, trial, cfg_columns, ids[seed], seed, outcome, contexts[seed], started, now, device,
                             attempts[ids[seed]], batch=len(todo))
                 finished.add(seed)
                 finish(outcome[0])
@@ -175,7 +176,7 @@ class TrialRunner:
             traceback.print_exc()
         return [(rid, s) for rid, s in todo if s not in finished]
 
-    def _write(self, store, trial, run_id, seed, outcome, ctx, started, finished, device, attempt,
+    def _write(self, store, trial, cfg_columns, run_id, seed, outcome, ctx, started, finished, device, attempt,
                batch: int = 1) -> None:
         status, result, error, tb = outcome
         row: dict[str, Any] = {
@@ -191,17 +192,24 @@ class TrialRunner:
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         }
         row.update({f"v_{k}": v for k, v in library_versions().items()})
-        text_fields = _text_fields(task_registry.get_task(trial.task).config_cls)
-        for k, v in trial.config.items():
-            if isinstance(v, (list, dict)):
-                v = json.dumps(v)
-            elif k in text_fields and v is not None:
-                v = str(v)  # one Parquet type per column, across runs: 0.5 and "random" both as text
-            row[f"cfg_{k}"] = v
+        row.update(cfg_columns)
         for k, v in (result.metrics if result else {}).items():
             row[f"metric_{k}"] = None if v is None else float(v)
         store.write_run(row, ctx.history or (result.history if result else []),
                         {**(result.artifacts if result else {}), **ctx.artifacts})
+
+
+def _config_columns(config_cls, config: dict) -> dict:
+    """The `cfg_<name>` columns of a run row: lists as JSON, mixed number/text fields as text."""
+    text_fields = _text_fields(config_cls)
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, (list, dict)):
+            v = json.dumps(v)
+        elif k in text_fields and v is not None:
+            v = str(v)  # one Parquet type per column, across runs: 0.5 and "random" both as text
+        out[f"cfg_{k}"] = v
+    return out
 
 
 @functools.lru_cache(maxsize=None)
