@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from orchestrator.compare import comparison_table, varying_config_columns
-from orchestrator.spec import SweepSpec, resolve_task
+from orchestrator.spec import SweepSpec, build_settings, resolve_task
 from orchestrator.store import SweepStore
 
 
@@ -66,7 +66,7 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True) ->
         history = store.read_history()
         args = (runs, history, store.read_artifact)
         if task.aggregate_config is not None:  # tasks without settings take three arguments
-            args += (aggregate_settings(task, spec.aggregate),)
+            args += (build_settings(task, spec.aggregate),)
         tables.update(task.aggregate(*args))
     for name, df in tables.items():
         if not df.empty:
@@ -75,14 +75,6 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True) ->
         history = store.read_history() if history is None else history
         save_figures(store, task.figures(tables, runs, history))
     return tables
-
-
-def aggregate_settings(task, options):
-    """The task's aggregation settings from the spec's `aggregate:` section (validated there)."""
-    if task.aggregate_config is None:
-        return None
-    from orchestrator.spec import build_settings
-    return build_settings(task, options)
 
 
 def save_figures(store: SweepStore, figs: dict) -> list[str]:

@@ -186,13 +186,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_tasks(args) -> int:
-    from tasks import available_tasks
-    for name in available_tasks():
-        try:
-            task = resolve_task(name)
-        except SpecError as exc:
-            print(f"{name}: cannot be loaded: {exc}")
-            continue
+    for name, task in _loaded_tasks():
         print(f"{name}: {task.description}")
         hints = typing.get_type_hints(task.config_cls)
         for f in dataclasses.fields(task.config_cls):
@@ -201,15 +195,19 @@ def _cmd_tasks(args) -> int:
     return 0
 
 
-def _cmd_data(args) -> int:
+def _loaded_tasks():
+    """(name, task) of every registered task; a plugin that fails to load is named on stderr."""
     from tasks import available_tasks
-    sources = {}
-    for task_name in available_tasks():
+    for name in available_tasks():
         try:
-            task = resolve_task(task_name)
+            yield name, resolve_task(name)
         except SpecError as exc:
             print(f"warning: {exc}", file=sys.stderr)
-            continue
+
+
+def _cmd_data(args) -> int:
+    sources = {}
+    for task_name, task in _loaded_tasks():
         for name, fetch in task.downloads.items():
             sources[name] = (task_name, fetch)
     if args.name is None:

@@ -44,3 +44,13 @@ def ray_local():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models train fastest on one thread, and the 2-core machine is often shared."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -14,12 +14,7 @@ TINY = dict(dataset="sample_images", image_size=8, base_channels=8, steps=4, log
             sample_steps=3, n_train=16, n_test=4, batch_size=4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_config_validates_and_canonicalizes_raw_runs():

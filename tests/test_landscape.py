@@ -19,12 +19,7 @@ from tasks.landscape import LandscapeConfig
 TASK = get_task("landscape")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared; tiny ops are faster on one thread anyway
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def all_losses(net, **kw) -> np.ndarray:

@@ -20,12 +20,7 @@ HOTQCD = SHARED_DATA / "hotqcd"
 TINY = dict(steps=30, residual_blocks=2, width=8, log_every=10, data="parametrization")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny float64 matmuls: one thread is fastest on a shared machine
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def rule_of(kind: str, points: int = 50):

@@ -15,12 +15,7 @@ TINY = dict(dataset="synthetic", synthetic_train=48, synthetic_test=16, vocab_si
             hidden_size=16, num_heads=2, num_layers=1, intermediate_size=32, epochs=2, batch_size=16, lr=1e-3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
