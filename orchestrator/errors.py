@@ -35,10 +35,32 @@ class LockError(SymsweepError):
 
 
 class StoreError(SymsweepError):
-    """The results store cannot be opened, read or written."""
+    """The results store cannot be read or written (a full disk, a damaged file)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The results location cannot be opened at all: a bad URI, a missing bucket, wrong
+    credentials, an unreachable endpoint. Nothing was written."""
+
+    exit_code = 2
+
+
+class ClusterError(SymsweepError):
+    """The Ray cluster cannot be joined or cannot run the spec's trials. Nothing was written."""
+
+    exit_code = 2
 
 
 class QueryError(SymsweepError):
     """A query over results failed: bad SQL, an unknown table or column, no results found."""
 
     exit_code = 2
+
+
+def yaml_error_line(source: str, exc: Exception) -> str:
+    """One line for a YAML error: `file:line:column: not valid YAML: problem (context)`."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+    problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    context = getattr(exc, "context", None)
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")

@@ -10,6 +10,8 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
-from orchestrator.errors import SpecError, UnknownTaskError
+from orchestrator.errors import SpecError, UnknownTaskError, yaml_error_line
 import tasks as task_registry
 
 # ----------------------------------------------------------------------------- dataclasses
@@ -32,6 +34,8 @@ class Resources:
     """GPUs reserved for one trial; a fraction packs several trials onto one GPU."""
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.cpus) and math.isfinite(self.gpus)):
+            raise SpecError(f"resources must be finite numbers, got cpus={self.cpus}, gpus={self.gpus}")
         if self.cpus < 0 or self.gpus < 0:
             raise SpecError(f"resources must be >= 0, got cpus={self.cpus}, gpus={self.gpus}")
         if self.cpus == 0 and self.gpus == 0:
@@ -55,6 +59,8 @@ class SweepSpec:
     """How many runs (of one grid point, differing by seed) one Ray Tune trial packs."""
     max_failures: int = 2
     """How often a trial that dies (worker/node lost) is retried by Tune."""
+    max_runs: int = 1_000_000
+    """Refuse to plan more runs than this (a guard against `seeds: 1000000000`); raise it on purpose."""
     description: str = ""
     smoke: Mapping[str, Any] = field(default_factory=dict)
     """--set overrides that shrink this spec to a seconds-long budget (used by the tests)."""
@@ -81,6 +87,7 @@ class SweepSpec:
             "resources": {"cpus": self.resources.cpus, "gpus": self.resources.gpus},
             "runs_per_trial": self.runs_per_trial,
             "max_failures": self.max_failures,
+            "max_runs": self.max_runs,
             "smoke": _plain(dict(self.smoke)),
             "aggregate": _plain(dict(self.aggregate)),
         }
@@ -108,12 +115,19 @@ class Trial:
     config: dict
     runs: tuple[tuple[str, int], ...]
     """(run_id, seed) pairs."""
+    attempts: Mapping[str, int] = field(default_factory=dict)
+    """run_id -> attempts recorded in the ledger so far (runs with a row only)."""
 
 
 TOP_LEVEL_KEYS = (
     "name", "task", "description", "fixed", "axes", "seeds", "resources",
-    "runs_per_trial", "max_failures", "smoke", "aggregate",
+    "runs_per_trial", "max_failures", "max_runs", "smoke", "aggregate",
 )
+# A sweep name is one plain path segment: it names the sweep's folder under the results root.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_NAME_LENGTH = 100
+MAX_SEED = 2**32 - 1
+DEFAULT_MAX_RUNS = 1_000_000
 RESOURCE_KEYS = ("cpus", "gpus")
 
 # ----------------------------------------------------------------------------- loading
@@ -127,7 +141,9 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+        raise SpecError(yaml_error_line(str(path), exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the spec: {exc}") from None
     return spec_from_dict(raw, overrides, source=str(path))
 
 
@@ -136,28 +152,31 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
         raise SpecError(f"{source}: a sweep spec must be a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
     raw = _deep_copy(raw)
     _check_keys(raw, TOP_LEVEL_KEYS, source)
-    for item in overrides:
-        _apply_override(raw, item)
+    parameters = [kv for kv in map(_parse_override, overrides) if not _apply_spec_override(raw, *kv)]
     for key in ("name", "task"):
         if not isinstance(raw.get(key), str) or not raw.get(key):
             raise SpecError(f"{source}: '{key}' is required and must be a non-empty string")
     name = raw["name"]
-    if not all(c.isalnum() or c in "-_." for c in name):
-        raise SpecError(f"{source}: name {name!r} may hold only letters, digits, '-', '_' and '.'")
+    if not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
+        raise SpecError(f"{source}: name {name[:MAX_NAME_LENGTH + 10]!r} is not allowed: a sweep name is one folder "
+                        f"name of at most {MAX_NAME_LENGTH} letters, digits, '-', '_' and '.', starting with a "
+                        f"letter or digit")
 
     task = resolve_task(raw["task"])
+    for what in ("fixed", "axes"):
+        if not isinstance(raw.get(what) or {}, dict):
+            raise SpecError(f"{source}: '{what}' must be a mapping of parameter -> value")
+    hints = typing.get_type_hints(task.config_cls)
+    for key, value in parameters:
+        _apply_parameter_override(raw, key, value, hints.get(key))
     fixed = raw.get("fixed") or {}
     axes_raw = raw.get("axes") or {}
-    for what, value in (("fixed", fixed), ("axes", axes_raw)):
-        if not isinstance(value, dict):
-            raise SpecError(f"{source}: '{what}' must be a mapping of parameter -> value")
     _check_keys(fixed, _field_names(task.config_cls), f"{source}: fixed (task {task.name!r} parameters)")
     _check_keys(axes_raw, _field_names(task.config_cls), f"{source}: axes (task {task.name!r} parameters)")
     both = sorted(set(fixed) & set(axes_raw))
     if both:
         raise SpecError(f"{source}: {both} set both in 'fixed' and in 'axes'; keep one")
 
-    hints = typing.get_type_hints(task.config_cls)
     fixed = {k: _coerce(f"fixed.{k}", v, hints[k]) for k, v in fixed.items()}
     axes: dict[str, tuple] = {}
     for k, values in axes_raw.items():
@@ -176,21 +195,35 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
         cpus=_coerce("resources.cpus", resources_raw.get("cpus", 1.0), float),
         gpus=_coerce("resources.gpus", resources_raw.get("gpus", 0.0), float),
     )
+    max_runs = _positive_int("max_runs", raw.get("max_runs", DEFAULT_MAX_RUNS))
+    points = math.prod(len(v) for v in axes.values())
+    seeds_raw = raw.get("seeds", 1)
+    # counted before a seed tuple is built: `seeds: 1000000000` is refused at once
+    n_seeds = len(seeds_raw) if isinstance(seeds_raw, list) else seeds_raw if isinstance(seeds_raw, int) else 1
+    if points * n_seeds > max_runs:
+        raise SpecError(f"{source}: the spec plans {points} grid points x {n_seeds} seeds = "
+                        f"{points * n_seeds} runs, more than max_runs = {max_runs}; shrink it, or set "
+                        f"max_runs (e.g. --set max_runs={points * n_seeds}) if you mean it")
+    seeds = _seeds(seeds_raw)
+    for key in ("smoke", "aggregate"):
+        if not isinstance(raw.get(key) or {}, dict):
+            raise SpecError(f"{source}: '{key}' must be a mapping")
     spec = SweepSpec(
         name=name,
         task=task.name,
         fixed=fixed,
         axes=axes,
-        seeds=_seeds(raw.get("seeds", 1)),
+        seeds=seeds,
         resources=resources,
         runs_per_trial=_positive_int("runs_per_trial", raw.get("runs_per_trial", 1)),
         max_failures=_nonneg_int("max_failures", raw.get("max_failures", 2)),
+        max_runs=max_runs,
         description=str(raw.get("description") or ""),
         smoke=raw.get("smoke") or {},
         aggregate=raw.get("aggregate") or {},
     )
     build_settings(task, spec.aggregate, source)
-    expand(spec)  # builds every config once, so invalid combinations fail here
+    grid_points(spec)  # builds every config once, so invalid combinations fail here
     return spec
 
 
@@ -204,24 +237,37 @@ def resolve_task(name: str) -> task_registry.Task:
 # ----------------------------------------------------------------------------- expansion
 
 
-def expand(spec: SweepSpec) -> list[RunSpec]:
-    """The spec's runs, in a stable order: grid points (axes in spec order), then seeds."""
+def grid_points(spec: SweepSpec) -> list[tuple[str, dict]]:
+    """(point id, resolved plain config) of each distinct grid point, axes in spec order."""
     task = resolve_task(spec.task)
     names = list(spec.axes)
-    runs: list[RunSpec] = []
-    seen_points: set[str] = set()
+    points: dict[str, dict] = {}
     for combo in itertools.product(*(spec.axes[n] for n in names)):
         params = {**spec.fixed, **dict(zip(names, combo))}
-        config = build_config(task, params)
-        plain = config_to_dict(config)
+        plain = config_to_dict(build_config(task, params))
         point = _hash({"task": task.name, "config": plain})
-        if point in seen_points:  # a task's config can make two grid points the same run
-            continue
-        seen_points.add(point)
-        for seed in spec.seeds:
-            runs.append(RunSpec(run_id=run_id(task.name, plain, seed), task=task.name,
-                                config=plain, seed=seed, point_id=point))
+        points.setdefault(point, plain)  # a task's config can make two grid points the same run
+    return list(points.items())
+
+
+def expand(spec: SweepSpec) -> list[RunSpec]:
+    """The spec's runs, in a stable order: grid points (axes in spec order), then seeds."""
+    runs: list[RunSpec] = []
+    for point, plain in grid_points(spec):
+        ids = _run_ids(spec.task, plain, spec.seeds)
+        runs.extend(RunSpec(run_id=rid, task=spec.task, config=plain, seed=seed, point_id=point)
+                    for rid, seed in zip(ids, spec.seeds))
     return runs
+
+
+def _run_ids(task: str, config: Mapping[str, Any], seeds: Sequence[int]) -> list[str]:
+    """run_id(task, config, seed) for many seeds: the canonical JSON differs only in the seed,
+    so it is built once (planning a million runs takes seconds, not minutes)."""
+    text = json.dumps({"config": dict(config), "seed": 0, "task": task}, sort_keys=True, separators=(",", ":"))
+    head, tail = text.split(',"seed":0,', 1)
+    head, tail = (head + ',"seed":').encode(), ("," + tail).encode()
+    sha = hashlib.sha256
+    return [sha(head + str(int(s)).encode() + tail).hexdigest()[:16] for s in seeds]
 
 
 def build_settings(task: task_registry.Task, options: Mapping[str, Any], source: str = "spec"):
@@ -264,8 +310,10 @@ def run_id(task: str, config: Mapping[str, Any], seed: int) -> str:
     return _hash({"task": task, "config": dict(config), "seed": int(seed)})
 
 
-def pack(runs: Sequence[RunSpec], runs_per_trial: int) -> list[Trial]:
-    """Group runs by grid point and cut each group into trials of at most runs_per_trial seeds."""
+def pack(runs: Sequence[RunSpec], runs_per_trial: int, attempts: Mapping[str, int] | None = None) -> list[Trial]:
+    """Group runs by grid point and cut each group into trials of at most runs_per_trial seeds.
+    `attempts`: run_id -> attempts the ledger records, carried so a re-run counts on."""
+    attempts = attempts or {}
     by_point: dict[str, list[RunSpec]] = {}
     for r in runs:
         by_point.setdefault(r.point_id, []).append(r)
@@ -275,7 +323,8 @@ def pack(runs: Sequence[RunSpec], runs_per_trial: int) -> list[Trial]:
             chunk = group[i:i + runs_per_trial]
             ids = tuple((r.run_id, r.seed) for r in chunk)
             trials.append(Trial(trial_id=_hash([r for r, _ in ids])[:12], task=chunk[0].task,
-                                config=chunk[0].config, runs=ids))
+                                config=chunk[0].config, runs=ids,
+                                attempts={r: attempts[r] for r, _ in ids if r in attempts}))
     return trials
 
 
@@ -318,9 +367,17 @@ def _seeds(value: Any) -> tuple[int, ...]:
         return tuple(range(value))
     if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
         if len(set(value)) != len(value):
-            raise SpecError(f"seeds: list repeats a seed: {value}")
+            raise SpecError(f"seeds: list repeats a seed: {_short(value)}")
+        bad = [s for s in value if not 0 <= s <= MAX_SEED]
+        if bad:
+            raise SpecError(f"seeds: {bad[0]} is out of range; seeds are ints from 0 to {MAX_SEED}")
         return tuple(value)
-    raise SpecError(f"seeds must be a count (int >= 1) or a non-empty list of ints, got {value!r}")
+    raise SpecError(f"seeds must be a count (int >= 1) or a non-empty list of ints, got {_short(value)}")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...]"
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -335,42 +392,61 @@ def _nonneg_int(name: str, value: Any) -> int:
     return value
 
 
-def _apply_override(raw: dict, item: str) -> None:
-    """`key=value` (value parsed as YAML). Top-level keys and resources.* set the spec;
-    any other key sets a task parameter: a list on an axis replaces that axis, a scalar
-    on an axis collapses it to that value, anything else becomes a fixed parameter."""
+def _parse_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise SpecError(f"--set {item!r}: expected key=value")
     key, text = item.split("=", 1)
-    key = key.strip()
     try:
-        value = yaml.safe_load(text)
+        return key.strip(), yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SpecError(f"--set {item!r}: value is not valid YAML: {exc}") from None
+        raise SpecError(f"--set {item!r}: value is not valid YAML: {yaml_error_line('value', exc)}") from None
+
+
+def _apply_spec_override(raw: dict, key: str, value: Any) -> bool:
+    """Apply a `--set` of a spec key (name, seeds, resources.cpus, aggregate.bins, ...).
+    Returns False for a task parameter, which is applied once the task is known."""
     if key.startswith(("resources.", "aggregate.")):
         section, sub = key.split(".", 1)
-        if not isinstance(raw.setdefault(section, {}) or {}, dict):
+        if not isinstance(raw.get(section) or {}, dict):
             raise SpecError(f"{section} must be a mapping")
-        raw[section] = raw[section] or {}
+        raw[section] = raw.get(section) or {}
         raw[section][sub] = value
-        return
+        return True
     if key in ("fixed", "axes", "smoke", "resources", "aggregate"):
         raise SpecError(f"--set {key}=...: set one entry (e.g. --set epochs=1 or --set resources.cpus=2)")
     if key in TOP_LEVEL_KEYS:
         raw[key] = value
-        return
+        return True
+    return False
+
+
+def _apply_parameter_override(raw: dict, key: str, value: Any, tp: Any) -> None:
+    """`--set PARAM=VALUE` of a task parameter. A list sets an axis, unless the parameter
+    itself takes a list (`--set fail_seeds=[1, 2]` is one value; `[[1], [2]]` an axis of two);
+    a scalar on an axis collapses it to that value; anything else becomes a fixed parameter."""
     axes = raw.setdefault("axes", {}) or {}
     fixed = raw.setdefault("fixed", {}) or {}
     raw["axes"], raw["fixed"] = axes, fixed
-    if key in axes and isinstance(value, list):
-        axes[key] = value
-    elif key in axes:
-        del axes[key]
-        fixed[key] = value
-    elif isinstance(value, list) and key not in fixed:
-        axes[key] = value  # a new axis
+    if _takes_list(tp):
+        is_axis = isinstance(value, list) and bool(value) and all(isinstance(v, list) for v in value)
     else:
+        is_axis = isinstance(value, list)
+    if is_axis:
+        fixed.pop(key, None)
+        axes[key] = value
+    else:
+        axes.pop(key, None)
         fixed[key] = value
+
+
+def _takes_list(tp: Any) -> bool:
+    """Whether a config field's type accepts a list value (tuple[int, ...], list, Optional of those)."""
+    if tp is None:
+        return False
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_takes_list(a) for a in typing.get_args(tp))
+    return origin in (tuple, list, Sequence) or tp in (tuple, list)
 
 
 def _type_name(tp: Any) -> str:
@@ -412,6 +488,8 @@ def _coerce(where: str, value: Any, tp: Any) -> Any:
         raise SpecError(f"{where}: expected an int, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise SpecError(f"{where}: expected a finite number, got {value!r}")
             return float(value)
         raise SpecError(f"{where}: expected a number, got {value!r}")
     if tp is str:

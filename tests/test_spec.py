@@ -60,7 +60,21 @@ def test_overrides_scale_a_spec_down():
     ({**BASE, "resources": {"cpu": 1}}, r"unknown key\(s\) 'cpu'; allowed: cpus, gpus"),
     ({**BASE, "resources": {"cpus": -1}}, r"resources must be >= 0"),
     ({**BASE, "runs_per_trial": 0}, r"runs_per_trial must be an int >= 1"),
-    ({**BASE, "name": "a b"}, r"name 'a b' may hold only"),
+    ({**BASE, "name": "a b"}, r"name 'a b' is not allowed: a sweep name is one folder name"),
+    ({**BASE, "name": ".."}, r"name '..' is not allowed"),
+    ({**BASE, "name": "."}, r"name '.' is not allowed"),
+    ({**BASE, "name": "a/b"}, r"name 'a/b' is not allowed"),
+    ({**BASE, "name": "x" * 101}, r"is not allowed: a sweep name is one folder name of at most 100"),
+    ({**BASE, "resources": {"cpus": float("nan")}}, r"resources.cpus: expected a finite number, got nan"),
+    ({**BASE, "resources": {"gpus": float("inf")}}, r"resources.gpus: expected a finite number, got inf"),
+    ({**BASE, "fixed": {"sleep_s": float("nan")}}, r"fixed.sleep_s: expected a finite number, got nan"),
+    ({**BASE, "axes": {"lr": [0.1, float("-inf")]}}, r"axes.lr\[1\]: expected a finite number, got -inf"),
+    ({**BASE, "seeds": [-1, 3]}, r"seeds: -1 is out of range; seeds are ints from 0 to 4294967295"),
+    ({**BASE, "seeds": [2**32]}, r"seeds: 4294967296 is out of range"),
+    ({**BASE, "seeds": 10**9}, r"2 grid points x 1000000000 seeds = 2000000000 runs, more than max_runs = 1000000"),
+    ({**BASE, "seeds": list(range(600_000))}, r"2 grid points x 600000 seeds = 1200000 runs, more than max_runs"),
+    ({**BASE, "seeds": 3, "max_runs": 5}, r"2 grid points x 3 seeds = 6 runs, more than max_runs = 5"),
+    ({**BASE, "max_runs": 0}, r"max_runs must be an int >= 1"),
     ({k: v for k, v in BASE.items() if k != "task"}, r"'task' is required"),
 ])
 def test_bad_specs_name_the_value_and_what_is_allowed(raw, message):
@@ -104,3 +118,45 @@ def test_to_dict_round_trips():
     spec = spec_from_dict({**BASE, "smoke": {"seeds": 1}})
     again = spec_from_dict(spec.to_dict())
     assert isinstance(again, SweepSpec) and again == spec
+
+
+def test_a_billion_seeds_is_refused_at_once():
+    import time
+    start = time.perf_counter()
+    with pytest.raises(SpecError, match="max_runs"):
+        spec_from_dict({**BASE, "seeds": 10**9})
+    with pytest.raises(SpecError, match="max_runs"):
+        spec_from_dict({**BASE, "axes": {"lr": [0.1 * i for i in range(1, 1001)], "n_samples": list(range(1, 2001))}})
+    assert time.perf_counter() - start < 0.5
+
+
+def test_max_runs_can_be_raised_and_large_plans_are_fast():
+    import time
+    spec = spec_from_dict({**BASE, "seeds": 100_000, "max_runs": 200_000})
+    start = time.perf_counter()
+    runs = expand(spec)
+    elapsed = time.perf_counter() - start
+    assert len(runs) == 200_000 and len({r.run_id for r in runs}) == 200_000
+    assert runs[12345].run_id == run_id("synthetic", runs[12345].config, runs[12345].seed)
+    assert elapsed < 5, elapsed  # generous: about 0.5 s on the 2-core machine
+
+
+def test_list_override_of_a_list_valued_parameter_is_one_value_not_an_axis():
+    spec = spec_from_dict(BASE, ["fail_seeds=[1]"])
+    assert spec.fixed["fail_seeds"] == (1,) and "fail_seeds" not in spec.axes
+    spec = spec_from_dict(BASE, ["fail_seeds=[]"])
+    assert spec.fixed["fail_seeds"] == ()
+    spec = spec_from_dict(BASE, ["fail_seeds=[[1], [2, 3]]"])
+    assert spec.axes["fail_seeds"] == ((1,), (2, 3)) and "fail_seeds" not in spec.fixed
+    spec = spec_from_dict(BASE, ["steps=[1, 2]"])  # a scalar parameter: a list is an axis, even if fixed
+    assert spec.axes["steps"] == (1, 2) and "steps" not in spec.fixed
+
+
+def test_malformed_yaml_is_one_line_with_line_and_column(tmp_path):
+    from orchestrator import load_spec
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ntask: [unclosed\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}:3:1: not valid YAML:"), message
