@@ -10,29 +10,32 @@ The five core objects:
 Afterwards: open_results (SQL and DataFrames, orchestrator.query), comparison_table
 (orchestrator.compare), write_report (orchestrator.report).
 """
-from orchestrator.aggregate import aggregate_sweep, summary_table
-from orchestrator.compare import comparison_table
-from orchestrator.errors import (
-    LockError,
-    QueryError,
-    SpecChangedError,
-    SpecError,
-    StoreError,
-    SymsweepError,
-    UnknownTaskError,
-)
-from orchestrator.executors import InlineExecutor, RayExecutor
-from orchestrator.query import Results, open_results
-from orchestrator.report import write_report
-from orchestrator.spec import RunSpec, SweepSpec, Trial, expand, load_spec, pack, run_id, spec_from_dict
-from orchestrator.store import SweepStore
-from orchestrator.sweep import make_plan, open_sweep, run_sweep
-from orchestrator.worker import TrialRunner
+import importlib
 
-__all__ = [
-    "InlineExecutor", "LockError", "QueryError", "RayExecutor", "Results", "RunSpec", "SpecChangedError",
-    "SpecError", "StoreError", "SweepSpec", "SweepStore", "SymsweepError", "Trial", "TrialRunner",
-    "UnknownTaskError", "aggregate_sweep", "comparison_table", "expand", "load_spec", "make_plan",
-    "open_results", "open_sweep", "pack", "run_id", "run_sweep", "spec_from_dict", "summary_table",
-    "write_report",
-]
+# name -> module: loaded on first use, so that `symsweep status` does not pay for torch,
+# Ray, DuckDB or matplotlib (see orchestrator.cli).
+_EXPORTS = {
+    "aggregate_sweep": "aggregate", "summary_table": "aggregate", "comparison_table": "compare",
+    "LockError": "errors", "QueryError": "errors", "SpecChangedError": "errors", "SpecError": "errors",
+    "StoreError": "errors", "StoreUnavailableError": "errors", "ClusterError": "errors",
+    "SymsweepError": "errors", "UnknownTaskError": "errors",
+    "InlineExecutor": "executors", "RayExecutor": "executors",
+    "Results": "query", "open_results": "query", "write_report": "report",
+    "RunSpec": "spec", "SweepSpec": "spec", "Trial": "spec", "expand": "spec", "load_spec": "spec",
+    "pack": "spec", "run_id": "spec", "spec_from_dict": "spec", "SweepStore": "store",
+    "RunOptions": "sweep", "make_plan": "sweep", "open_sweep": "sweep", "run_sweep": "sweep",
+    "TrialRunner": "worker",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"orchestrator.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

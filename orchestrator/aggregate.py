@@ -7,6 +7,9 @@ gets a `comparison` table (orchestrator.compare). A task can add its own tables
 """
 from __future__ import annotations
 
+import sys
+from typing import Callable
+
 import pandas as pd
 
 from orchestrator.compare import comparison_table, varying_config_columns
@@ -51,10 +54,17 @@ def format_summary(table: pd.DataFrame, metrics: list[str]) -> str:
     return shown.to_string(index=False)
 
 
-def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True) -> dict[str, pd.DataFrame]:
-    """Write `summary` and the task's own tables (and figures) under aggregates/; return the tables."""
+def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True,
+                    warn: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
+    """Write `summary` and the task's own tables (and figures) under aggregates/; return the tables.
+    Files that cannot be read are left out and named through `warn` (default: stderr)."""
+    warn = warn or _stderr
     task = resolve_task(spec.task)
-    runs = store.read_runs()
+    ledger = store.read_ledger()
+    runs = ledger.runs
+    for path, err in ledger.corrupt:
+        warn(f"warning: unreadable run file left out of the aggregates: {path} ({err}); "
+             f"`symsweep resume` re-runs its run")
     tables = {"summary": summary_table(runs, list(task.summary_metrics) or None)}
     if task.baseline and not runs.empty:
         # baseline vs each other level of its axis; none when the sweep does not vary that axis
@@ -63,8 +73,8 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True) ->
             tables["comparison"] = comparison
     history = None
     if task.aggregate is not None and not runs.empty:
-        history = store.read_history()
-        args = (runs, history, store.read_artifact)
+        history = _history(store, warn)
+        args = (runs, history, store.artifact_loader(runs))
         if task.aggregate_config is not None:  # tasks without settings take three arguments
             args += (build_settings(task, spec.aggregate),)
         tables.update(task.aggregate(*args))
@@ -72,9 +82,20 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True) ->
         if not df.empty:
             store.write_aggregate(name, df)
     if figures and task.figures is not None and not runs.empty:
-        history = store.read_history() if history is None else history
+        history = _history(store, warn) if history is None else history
         save_figures(store, task.figures(tables, runs, history))
     return tables
+
+
+def _history(store: SweepStore, warn: Callable[[str], None]) -> pd.DataFrame:
+    history, corrupt = store.read_history_checked()
+    for path, err in corrupt:
+        warn(f"warning: unreadable history file left out of the aggregates: {path} ({err})")
+    return history
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def save_figures(store: SweepStore, figs: dict) -> list[str]:

@@ -6,27 +6,45 @@
     symsweep aggregate RESULTS/SWEEP          write aggregates/ tables, print the summary
     symsweep query "SQL" [--results PATH]     SQL over runs, history and aggregate tables
     symsweep report RESULTS/SWEEP [--out DIR] report.md + report.html + figures/
+    symsweep compact RESULTS/SWEEP            fold small run files into segments
     symsweep tasks                            registered tasks and their parameters
 
 Exit codes: 0 every planned run has a completed or diverged row; 1 some runs failed or
-are still pending; 2 bad usage or spec (nothing was written); 3 the sweep is locked by
-another live driver; 130 interrupted (finished runs are kept).
+are still pending; 2 bad usage, spec, store location or cluster (nothing was written);
+3 the sweep is locked by another live driver; 130 interrupted (finished runs are kept).
+
+Each command imports what it needs when it runs (torch, Ray, DuckDB are slow to import),
+so `status`, `query` and `--help` start fast.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-import typing
 
-from orchestrator.aggregate import aggregate_sweep, format_summary
-from orchestrator.compare import format_comparison
 from orchestrator.errors import SpecError, SymsweepError
-from orchestrator.query import FORMATS, format_result, open_results
-from orchestrator.report import write_report
-from orchestrator.spec import load_spec, resolve_task, spec_from_dict
-from orchestrator.sweep import make_plan, open_sweep, run_sweep, status_table
+
+FORMATS = ("table", "csv", "json")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
 
 
 def _add_exec_options(p: argparse.ArgumentParser) -> None:
@@ -34,13 +52,15 @@ def _add_exec_options(p: argparse.ArgumentParser) -> None:
                    help="ray: Ray Tune trials (default); inline: this process, no Ray (debugging)")
     p.add_argument("--address", default=None,
                    help="Ray cluster address to join (default: $RAY_ADDRESS, else an embedded local Ray)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the embedded local Ray (default: all)")
-    p.add_argument("--max-concurrent", type=int, default=None, help="at most this many trials at once")
+    p.add_argument("--num-cpus", type=_positive_int, default=None, help="CPUs of the embedded local Ray (default: all)")
+    p.add_argument("--max-concurrent", type=_positive_int, default=None, help="at most this many trials at once")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again (default: keep them)")
     p.add_argument("--force-unlock", action="store_true", help="take the lock even if another driver holds it")
     p.add_argument("--data-root", default=None, help="root of local datasets (default: $SYMSWEEP_DATA)")
     p.add_argument("--verbose", "-v", action="store_true", help="show Ray and Tune output")
     p.add_argument("--no-summary", action="store_true", help="do not aggregate and print the summary at the end")
+    p.add_argument("--verify", action="store_true",
+                   help="read every artifact and check its sha256 (default: sizes); damaged runs run again")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="show what a sweep has done")
     p.add_argument("sweep_dir")
-    p.add_argument("--slowest", type=int, default=5, help="how many of the slowest runs to list")
+    p.add_argument("--slowest", type=_count, default=5, help="how many of the slowest runs to list")
+    p.add_argument("--verify", action="store_true", help="read every artifact and check its sha256")
 
     p = sub.add_parser("aggregate", help="write aggregate tables of a sweep")
     p.add_argument("sweep_dir")
@@ -73,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results",
                    help="a sweep folder or a results root holding several sweeps (default: results)")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+
+    p = sub.add_parser("compact", help="fold a sweep's small run and history files into segment files")
+    p.add_argument("sweep_dir")
 
     p = sub.add_parser("report", help="write a self-contained report of a sweep (Markdown + HTML + PNG)")
     p.add_argument("sweep_dir")
@@ -89,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()
+        return code
     except SymsweepError as exc:
         print(f"symsweep: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -97,31 +123,50 @@ def main(argv: list[str] | None = None) -> int:
         print("\nsymsweep: interrupted; every finished run is kept. Run the same command again to resume.",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`symsweep status S | head -1`): normal use, not an error.
+        # Point stdout at /dev/null so that the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _cmd_run(args) -> int:
+    from orchestrator.spec import load_spec
+    from orchestrator.sweep import sweep_location
     spec = load_spec(args.spec, args.overrides)
-    return _execute(spec, args.results, args, force=args.force)
+    return _execute(spec, sweep_location(args.results, spec.name), args, force=args.force)
 
 
 def _cmd_resume(args) -> int:
-    spec, store = open_sweep(args.sweep_dir)
-    results = os.path.dirname(os.path.abspath(args.sweep_dir)) if "://" not in args.sweep_dir \
-        else args.sweep_dir.rstrip("/").rsplit("/", 1)[0]
-    return _execute(spec, results, args, force=False)
+    from orchestrator.sweep import open_sweep
+    spec, store = open_sweep(args.sweep_dir)  # the folder given, even if renamed since
+    return _execute(spec, store, args, force=False)
 
 
-def _execute(spec, results, args, force: bool) -> int:
-    outcome = run_sweep(spec, results, executor=args.executor, address=args.address,
-                        retry_failed=args.retry_failed, force=force, force_unlock=args.force_unlock,
-                        verbose=args.verbose, data_root=args.data_root, max_concurrent=args.max_concurrent,
-                        num_cpus=args.num_cpus)
+def _execute(spec, store, args, force: bool) -> int:
+    from orchestrator.aggregate import aggregate_sweep, format_summary
+    from orchestrator.executors import make_executor
+    from orchestrator.spec import resolve_task
+    from orchestrator.sweep import RunOptions, run_sweep
+    executor = make_executor(args.executor, spec.resources, spec.max_failures, address=args.address,
+                             max_concurrent=args.max_concurrent, num_cpus=args.num_cpus, verbose=args.verbose,
+                             experiment_name=spec.name) if args.executor == "ray" \
+        else make_executor("inline", spec.resources, spec.max_failures)
+    data_root = args.data_root or os.environ.get("SYMSWEEP_DATA")
+    if data_root and not os.path.isdir(data_root):
+        where = "--data-root" if args.data_root else "SYMSWEEP_DATA"
+        raise SpecError(f"{where} {data_root!r} is not a folder; point it at the root of your local datasets")
+    options = RunOptions(retry_failed=args.retry_failed, force=force, force_unlock=args.force_unlock,
+                         data_root=data_root, verify=args.verify)
+    outcome = run_sweep(spec, store, executor, options)
     c = outcome.counts
     print(f"done: {c['completed']} completed, {c['failed']} failed, {c['diverged']} diverged, "
           f"{c['pending']} pending of {c['planned']} planned")
     if outcome.report.lost_trials:
         print(f"{len(outcome.report.lost_trials)} trials died after {spec.max_failures} retries; "
               f"their unfinished runs are pending: run again to resume")
+        for trial_id, error in list(outcome.report.errors.items())[:3]:
+            print(f"  trial {trial_id}: {error}")
     if not args.no_summary and c["completed"]:
         task = resolve_task(spec.task)
         tables = aggregate_sweep(spec, outcome.plan.store)
@@ -130,27 +175,58 @@ def _execute(spec, results, args, force: bool) -> int:
 
 
 def _cmd_status(args) -> int:
+    from orchestrator.sweep import make_plan, open_sweep, status_table
     spec, store = open_sweep(args.sweep_dir)
-    plan = make_plan(spec, store)
-    counts, slow, failed = status_table(plan, args.slowest)
+    plan = make_plan(spec, store, verify=args.verify)
     print(f"sweep {spec.name!r} (task {spec.task}) at {store.uri}")
-    print("  ".join(f"{k}: {v}" for k, v in counts.items()))
+    print("  ".join(f"{k}: {v}" for k, v in plan.counts().items()))
     holder = store.lock_holder()
-    if holder:
+    if holder and holder.get("unreadable"):
+        print("lock: the lock file is unreadable; the next `run`/`resume` takes it over")
+    elif holder:
         print(f"lock: held by pid {holder.get('pid')} on {holder.get('host')}")
     if plan.extra_rows:
         print(f"{plan.extra_rows} rows belong to runs the current spec does not plan")
+    files = store.file_counts()
+    print(f"files: {files['runs_files']} run files + {files['runs_segments']} segments, "
+          f"{files['history_files']} history files + {files['history_segments']} segments")
     for path, err in plan.corrupt:
         print(f"unreadable: {path}: {err} (moved aside and re-run at the next `symsweep run`/`resume`)")
-    if not slow.empty:
-        print("\nslowest runs:\n" + slow.to_string(index=False))
-    if not failed.empty:
-        failed = failed.assign(error=failed["error"].astype(str).str.slice(0, 100))
-        print("\nfailed / diverged runs:\n" + failed.to_string(index=False))
+    for d in plan.damaged:
+        print(f"damaged: run {d.run_id}: {d.what} ({d.detail}); re-run at the next `symsweep run`/`resume`")
+    if args.slowest > 0 or plan.counts()["failed"] or plan.counts()["diverged"]:
+        slow, failed = status_table(plan, store.read_runs(), args.slowest)
+        if not slow.empty and args.slowest > 0:
+            print("\nslowest runs:\n" + slow.to_string(index=False))
+        if not failed.empty:
+            failed = failed.assign(error=failed["error"].astype(str).str.slice(0, 100))
+            print("\nfailed / diverged runs:\n" + failed.to_string(index=False))
+    return 0
+
+
+def _cmd_compact(args) -> int:
+    from orchestrator.sweep import open_sweep
+    _, store = open_sweep(args.sweep_dir)
+    store.acquire_lock(force=False)  # a live driver folds its own runs; never fold under it
+    try:
+        before = store.file_counts()
+        done = store.compact()
+        after = store.file_counts()
+    finally:
+        store.release_lock()
+    print(f"folded {done.rows} run rows and {done.history_rows} history records into segments, removed "
+          f"{done.removed} small files, merged {done.merged} segments")
+    print(f"runs: {before['runs_files']} files + {before['runs_segments']} segments -> "
+          f"{after['runs_files']} + {after['runs_segments']}; history: {before['history_files']} + "
+          f"{before['history_segments']} -> {after['history_files']} + {after['history_segments']}")
     return 0
 
 
 def _cmd_aggregate(args) -> int:
+    from orchestrator.aggregate import aggregate_sweep, format_summary
+    from orchestrator.compare import format_comparison
+    from orchestrator.spec import resolve_task, spec_from_dict
+    from orchestrator.sweep import open_sweep
     spec, store = open_sweep(args.sweep_dir)
     bad = [o for o in args.overrides if not o.startswith("aggregate.")]
     if bad:
@@ -172,12 +248,19 @@ def _cmd_aggregate(args) -> int:
 
 
 def _cmd_query(args) -> int:
+    from orchestrator.query import format_result, open_results
     with open_results(args.results) as results:
-        print(format_result(results.sql_arrow(args.sql), args.format))
+        tables = results.sql_arrow_all(args.sql)
+        for path, err in results.skipped:
+            print(f"warning: skipped unreadable file {path} ({err})", file=sys.stderr)
+        shown = [t for t in tables if t is not None]
+        if shown:
+            print("\n\n".join(format_result(t, args.format) for t in shown))
     return 0
 
 
 def _cmd_report(args) -> int:
+    from orchestrator.report import write_report
     folder, note = write_report(args.sweep_dir, args.out)
     if note:
         print(note)
@@ -186,6 +269,8 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_tasks(args) -> int:
+    import dataclasses
+    import typing
     for name, task in _loaded_tasks():
         print(f"{name}: {task.description}")
         hints = typing.get_type_hints(task.config_cls)
@@ -197,6 +282,7 @@ def _cmd_tasks(args) -> int:
 
 def _loaded_tasks():
     """(name, task) of every registered task; a plugin that fails to load is named on stderr."""
+    from orchestrator.spec import resolve_task
     from tasks import available_tasks
     for name in available_tasks():
         try:
@@ -227,7 +313,7 @@ def _cmd_data(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "status": _cmd_status,
+COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "status": _cmd_status, "compact": _cmd_compact,
             "aggregate": _cmd_aggregate, "query": _cmd_query, "report": _cmd_report, "tasks": _cmd_tasks,
             "data": _cmd_data}
 

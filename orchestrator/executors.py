@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
 
+from orchestrator.errors import ClusterError
 from orchestrator.progress import Progress
 from orchestrator.spec import Resources, Trial
 from orchestrator.worker import TrialRunner
@@ -22,10 +27,25 @@ class ExecutionReport:
     trials: int = 0
     lost_trials: list[str] = field(default_factory=list)
     """Trials that still died after their retries: their unfinished runs stay pending."""
+    errors: dict[str, str] = field(default_factory=dict)
+    """trial id -> the last line of the error that killed it."""
+
+
+TrialDone = Callable[[str], None]
 
 
 class Executor(Protocol):
-    def execute(self, trials: Sequence[Trial], runner: TrialRunner, progress: Progress) -> ExecutionReport:
+    """Where trials run. `prepare` checks (and connects) before the driver writes anything;
+    `execute` runs the trials and calls `on_trial_done(trial_id)` as each one finishes."""
+
+    def prepare(self) -> None:
+        ...
+
+    def execute(self, trials: Sequence[Trial], runner: TrialRunner, progress: Progress,
+                on_trial_done: TrialDone | None = None) -> ExecutionReport:
+        ...
+
+    def close(self) -> None:
         ...
 
 
@@ -37,10 +57,19 @@ class InlineExecutor:
 
     name = "inline"
 
-    def execute(self, trials: Sequence[Trial], runner: TrialRunner, progress: Progress) -> ExecutionReport:
+    def prepare(self) -> None:
+        pass
+
+    def execute(self, trials: Sequence[Trial], runner: TrialRunner, progress: Progress,
+                on_trial_done: TrialDone | None = None) -> ExecutionReport:
         for trial in trials:
             runner(trial, lambda counts, t=trial.trial_id: progress.update(t, counts))
+            if on_trial_done is not None:
+                on_trial_done(trial.trial_id)
         return ExecutionReport(trials=len(trials))
+
+    def close(self) -> None:
+        pass
 
 
 # ----------------------------------------------------------------------------- ray tune
@@ -57,7 +86,7 @@ class RayExecutor:
 
     def __init__(self, resources: Resources, max_failures: int, address: str | None = None,
                  max_concurrent: int | None = None, num_cpus: int | None = None, verbose: bool = False,
-                 experiment_name: str = "symsweep"):
+                 experiment_name: str = "symsweep", storage_path: str | None = None):
         self.resources = resources
         self.max_failures = max_failures
         self.address = address or os.environ.get("RAY_ADDRESS") or None
@@ -65,30 +94,92 @@ class RayExecutor:
         self.num_cpus = num_cpus
         self.verbose = verbose
         self.experiment_name = experiment_name
+        self.storage_path = storage_path
+        """Tune's own bookkeeping folder (default: a temp folder removed at close)."""
+        self._started_here = False
+        self._prepared = False
+        self._temp_storage: str | None = None
 
-    def execute(self, trials: Sequence[Trial], runner: TrialRunner, progress: Progress) -> ExecutionReport:
-        if not trials:
-            return ExecutionReport()
+    # ------------------------------------------------------------------ connect
+    def prepare(self) -> None:
+        """Start the embedded Ray or join the cluster, and check that a trial fits on it."""
+        if self._prepared:
+            return
         # Tune's per-trial CSV/JSON/TensorBoard loggers cost time and are not our record.
         os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        if self.address:
+            _check_reachable(self.address)
+            _pick_up_auth_token()
+        elif self.resources.cpus > (self.num_cpus or os.cpu_count() or 1):
+            raise ClusterError(f"resources.cpus={self.resources.cpus:g} per trial, but the embedded Ray has "
+                               f"{self.num_cpus or os.cpu_count()} CPUs: lower resources.cpus or raise --num-cpus")
         import ray
-        from ray import tune
 
-        started_here = False
         if not ray.is_initialized():
             kwargs = dict(logging_level=logging.INFO if self.verbose else logging.ERROR,
                           log_to_driver=self.verbose, include_dashboard=False)
-            if self.address:
-                ray.init(address=self.address, **kwargs)
-            else:
-                # "local": always a new embedded instance. Without it ray.init() joins the
-                # last cluster `ray start` left on this machine, even a dead one.
-                ray.init(address="local", num_cpus=self.num_cpus, **kwargs)
-            started_here = True
+            try:
+                if self.address:
+                    # Ray's core retries a GCS that refuses us (a missing token, say) 20 times,
+                    # logging each try to fd 2: try for 5 s, keep the log, and say what it means
+                    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "5")
+                    with _stderr_captured(replay=self.verbose) as log:
+                        try:
+                            ray.init(address=self.address, **kwargs)
+                        except Exception as exc:  # noqa: BLE001 - read the log before deciding
+                            raise ClusterError(_join_error(self.address, exc, log.read())) from None
+                else:
+                    # "local": always a new embedded instance. Without it ray.init() joins the
+                    # last cluster `ray start` left on this machine, even a dead one.
+                    ray.init(address="local", num_cpus=self.num_cpus, **kwargs)
+            except ClusterError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every way of failing to join is one line
+                raise ClusterError(_join_error(self.address, exc)) from None
+            self._started_here = True
+        self._prepared = True
         if not self.verbose:
-            logging.getLogger("ray.tune").setLevel(logging.ERROR)
-            logging.getLogger("ray.train").setLevel(logging.ERROR)
+            # a trial that dies is reported by the driver in one line (ExecutionReport.errors);
+            # Tune would log its traceback at ERROR level
+            logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+            logging.getLogger("ray.train").setLevel(logging.CRITICAL)
+        self._check_fits(ray)
+
+    def _check_fits(self, ray) -> None:
+        """The embedded Ray must have a node a trial fits on; a cluster may still grow (autoscaler)."""
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        fits = any(r.get("CPU", 0) >= self.resources.cpus and r.get("GPU", 0) >= self.resources.gpus for r in nodes)
+        if fits:
+            return
+        have = ", ".join(f"{r.get('CPU', 0):g} CPU / {r.get('GPU', 0):g} GPU" for r in nodes) or "no nodes"
+        message = (f"no Ray node can hold one trial (resources.cpus={self.resources.cpus:g}, "
+                   f"resources.gpus={self.resources.gpus:g}); nodes: {have}")
+        if self.address:
+            print(f"warning: {message}; trials wait until such a node joins", flush=True)
+            return
+        self.close()
+        raise ClusterError(message + ": lower the spec's resources (e.g. --set resources.gpus=0)")
+
+    def close(self) -> None:
+        if self._started_here:
+            import ray
+            ray.shutdown()
+            self._started_here = False
+        self._prepared = False
+        if self._temp_storage:
+            shutil.rmtree(self._temp_storage, ignore_errors=True)
+            self._temp_storage = None
+
+    # ------------------------------------------------------------------ run
+    def execute(self, trials: Sequence[Trial], runner: TrialRunner, progress: Progress,
+                on_trial_done: TrialDone | None = None) -> ExecutionReport:
+        if not trials:
+            return ExecutionReport()
+        own = not self._prepared
+        self.prepare()
+        from ray import tune
+
         try:
             by_id = {t.trial_id: t for t in trials}
 
@@ -106,6 +197,8 @@ class RayExecutor:
 
                 runner(trial, report)
 
+            if self.storage_path is None and self._temp_storage is None:
+                self._temp_storage = tempfile.mkdtemp(prefix="symsweep-tune-")
             resources = {"cpu": self.resources.cpus, "gpu": self.resources.gpus}
             tuner = tune.Tuner(
                 tune.with_resources(trainable, resources),
@@ -113,35 +206,140 @@ class RayExecutor:
                 tune_config=tune.TuneConfig(max_concurrent_trials=self.max_concurrent, reuse_actors=True),
                 run_config=tune.RunConfig(
                     name=self.experiment_name,
-                    storage_path=tempfile.mkdtemp(prefix="symsweep-tune-"),
+                    storage_path=self.storage_path or self._temp_storage,
                     verbose=2 if self.verbose else 0,
                     failure_config=tune.FailureConfig(max_failures=self.max_failures),
-                    callbacks=[_progress_callback(progress)],
+                    callbacks=[_progress_callback(progress, on_trial_done)],
                     log_to_file=not self.verbose,
                 ),
             )
             grid = tuner.fit()
-            lost = [r.config["trial"] for r in grid if r.error is not None]
-            return ExecutionReport(trials=len(trials), lost_trials=lost)
+            errors = {r.config["trial"]: _last_line(r.error) for r in grid if r.error is not None}
+            return ExecutionReport(trials=len(trials), lost_trials=list(errors), errors=errors)
         finally:
-            if started_here:
-                ray.shutdown()
+            if own:
+                self.close()
 
 
-def _progress_callback(progress: Progress):
-    """A driver-side Tune callback turning each trial's reported counts into the progress line."""
+def _last_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a `host:port` or `ray://host:port` address; None for `auto` and the like."""
+    text = address.split("://", 1)[-1]
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    target = _host_port(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=timeout_s) as sock:
+            speaks_grpc = _speaks_http2(sock)
+    except socket.timeout:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: no answer within {timeout_s:g} s") from None
+    except OSError as exc:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+    if not speaks_grpc:
+        # Ray would retry such a port for minutes: say it at once
+        raise ClusterError(f"cannot join the Ray cluster at {address}: that port does not answer like a Ray "
+                           f"head (GCS, default port 6379, or Ray Client, ray://HOST:10001)")
+
+
+def _speaks_http2(sock: socket.socket) -> bool:
+    """Whether the peer answers an HTTP/2 connection preface with a SETTINGS frame, as the
+    gRPC servers of a Ray head (GCS, Ray Client) do; an HTTP/1 or silent port does not."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    empty_settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # length 0, type SETTINGS, flags 0, stream 0
+    sock.sendall(preface + empty_settings)
+    header = b""
+    while len(header) < 9:
+        chunk = sock.recv(9 - len(header))
+        if not chunk:
+            return False
+        header += chunk
+    return header[3] == 0x04
+
+
+def _pick_up_auth_token() -> None:
+    """Use the cluster token the way Ray's own CLI does: when RAY_AUTH_MODE is unset and a
+    token is at hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token), turn token
+    authentication on for this driver."""
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or path.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+class _stderr_captured:
+    """Redirect fd 2 (where Ray's C++ core logs) to a temp file for a block; `read()` gives
+    what was written. With `replay`, it is written to stderr afterwards."""
+
+    def __init__(self, replay: bool = False):
+        self.replay = replay
+
+    def __enter__(self) -> "_stderr_captured":
+        sys.stderr.flush()
+        self.file = tempfile.TemporaryFile()
+        self.saved = os.dup(2)
+        os.dup2(self.file.fileno(), 2)
+        return self
+
+    def read(self) -> str:
+        sys.stderr.flush()
+        self.file.seek(0)
+        return self.file.read().decode(errors="replace")
+
+    def __exit__(self, *exc) -> None:
+        text = self.read()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.file.close()
+        if self.replay and text:
+            sys.stderr.write(text)
+
+
+def _join_error(address: str | None, exc: BaseException, log: str = "") -> str:
+    where = f"the Ray cluster at {address}" if address else "the embedded Ray"
+    text = " ".join(str(exc).split())
+    kind = type(exc).__name__
+    if "Authentication" in kind or any(w in text + log for w in ("InvalidAuthToken", "Unauthenticated",
+                                                                  "UNAUTHENTICATED")):
+        return (f"cannot join {where}: it requires token authentication and this driver's token is missing "
+                f"or wrong; set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<token> (or put the token in "
+                f"~/.ray/auth_token; `ray get-auth-token` on the head prints it)")
+    if "version mismatch" in text.lower() or "Version mismatch" in text:
+        return f"cannot join {where}: {text[:300]} (install the cluster's Ray version in this environment)"
+    return f"cannot join {where}: {kind}: {text[:300]}"
+
+
+def _progress_callback(progress: Progress, on_trial_done: TrialDone | None):
+    """A driver-side Tune callback: each trial's reported counts feed the progress line, and
+    a finished trial is handed to `on_trial_done` (the driver folds its runs into a segment)."""
     from ray.tune import Callback
 
     class ProgressCallback(Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
             progress.update(trial.config["trial"], result)
 
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            if on_trial_done is not None:
+                on_trial_done(trial.config["trial"])
+
     return ProgressCallback()
 
 
-def make_executor(kind: str, **kwargs) -> Executor:
+def make_executor(kind: str, resources: Resources, max_failures: int, **ray_options) -> Executor:
+    """The executor a CLI flag names: `inline`, or `ray` with its options (address, num_cpus, ...)."""
     if kind == "inline":
         return InlineExecutor()
     if kind == "ray":
-        return RayExecutor(**kwargs)
+        return RayExecutor(resources, max_failures, **ray_options)
     raise ValueError(f"unknown executor {kind!r}; allowed: ray, inline")

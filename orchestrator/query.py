@@ -1,21 +1,29 @@
-"""SQL and DataFrames over sweeps' Parquet tables, read in place by DuckDB.
+"""SQL and DataFrames over sweeps' tables, read through the store, answered by DuckDB.
 
 A results path is one sweep folder (it has spec.yaml) or a results root holding several.
-`open_results(path)` exposes the same views over one sweep or many:
+`open_results(path)` exposes the same tables over one sweep or many:
 
-    runs     runs/*.parquet of every sweep, unioned by column name: a column that one sweep
-             lacks (another task's cfg_/metric_ columns) is NULL in the others' rows
-    history  history/*.parquet with a leading `sweep` column (the folder's name): a run id
-             is the same in two sweeps that ran the same run, so join on (sweep, run_id)
+    runs     the runs table of every sweep (one row per run id), unioned by column name: a
+             column that one sweep lacks (another task's cfg_/metric_ columns) is NULL there
+    history  every run's history, with a leading `sweep` column (the folder's name): a run
+             id is the same in two sweeps that ran the same run, so join on (sweep, run_id)
     <name>   each aggregate table, aggregates/<name>.parquet, with a leading `sweep` column
 
-Nothing is copied and no server runs: every view is a `read_parquet` over the files, bound
-again at each query, so a query during a running sweep sees the runs finished so far (the
-set of sweeps and aggregate tables is read when the results are opened).
+The tables are read by the store's own reader (local disk or any pyarrow filesystem: S3
+needs no DuckDB extension), which skips unreadable files and lists them in `skipped`, and
+are read again at each query, so a query during a running sweep sees the runs finished so
+far. Only the tables a query names are read.
+
+Queries are read-only: DuckDB is opened with external access disabled and its settings
+locked, so SQL can read these tables and nothing else: no file reads or writes (COPY,
+read_csv, ATTACH), no extension installs or loads. Temporary tables and views live in
+memory and vanish with the connection. Several statements separated by `;` run in order;
+`sql()` returns the last one's result, `symsweep query` prints every result.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import duckdb
@@ -23,20 +31,30 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from orchestrator.errors import QueryError, StoreError
-from orchestrator.store import AGGREGATES, HISTORY, RUNS, open_filesystem
+from orchestrator._fs import filesystem, parse_location
+from orchestrator.errors import QueryError, StoreUnavailableError
+from orchestrator.store import AGGREGATES, HISTORY, RUNS, SweepStore, _concat
 
 FORMATS = ("table", "csv", "json")
+# Statement types whose result is a table of rows (the others: CREATE, DROP, SET, ...).
+ROW_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "RELATION", "EXECUTE", "SHOW", "DESCRIBE", "SUMMARIZE"}
 BUILTIN = (RUNS, HISTORY)
+# Read-only, no files, no network, no extensions; `lock_configuration` keeps SQL from undoing it.
+LOCKED_CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "lock_configuration": True,
+}
 
 
 @dataclass(frozen=True)
 class SweepFiles:
-    """One sweep folder as DuckDB sees it: what it has to read, where."""
+    """One sweep folder: its store and which tables it has files for."""
 
     name: str
-    location: str
-    """A local path, or a URI that DuckDB opens (s3://, gs:// need its httpfs extension)."""
+    store: SweepStore
     has_runs: bool
     has_history: bool
     aggregates: tuple[str, ...]
@@ -45,64 +63,42 @@ class SweepFiles:
 # ---------------------------------------------------------------- discovery
 def find_sweeps(path: str) -> list[SweepFiles]:
     """The sweep folders at `path`: itself if it has spec.yaml, else its subfolders that do."""
-    fs, root, is_local = open_filesystem(path)
-    scheme = "" if is_local else path.split("://", 1)[0] + "://"
+    location = parse_location(path)
+    fs = filesystem(location)
 
     def is_file(p: str) -> bool:
         return fs.get_file_info(p).type == pafs.FileType.File
 
-    def names(p: str, suffix: str) -> list[str]:
+    def has_files(p: str) -> bool:
         infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
-        return sorted(i.base_name[:-len(suffix)] for i in infos if i.type == pafs.FileType.File
-                      and i.base_name.endswith(suffix) and not i.base_name.startswith("."))
+        return any(i.type == pafs.FileType.File and i.base_name.endswith(".parquet")
+                   and not i.base_name.startswith(".") for i in infos)
 
-    def sweep(folder: str) -> SweepFiles:
-        return SweepFiles(name=folder.rstrip("/").rsplit("/", 1)[-1], location=scheme + folder,
-                          has_runs=bool(names(f"{folder}/{RUNS}", ".parquet")),
-                          has_history=bool(names(f"{folder}/{HISTORY}", ".parquet")),
-                          aggregates=tuple(names(f"{folder}/{AGGREGATES}", ".parquet")))
+    def sweep(loc) -> SweepFiles:
+        store = SweepStore(loc)
+        return SweepFiles(name=loc.name, store=store, has_runs=has_files(store._p(RUNS)),
+                          has_history=has_files(store._p(HISTORY)), aggregates=tuple(store.aggregate_names()))
 
-    if is_file(f"{root}/spec.yaml"):
-        return [sweep(root)]
     try:
-        infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        if is_file(f"{location.path}/spec.yaml"):
+            return [sweep(location)]
+        infos = fs.get_file_info(pafs.FileSelector(location.path, allow_not_found=True))
+        folders = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
+                         and is_file(f"{i.path}/spec.yaml"))
     except OSError as exc:
-        raise StoreError(f"cannot list {path}: {exc}") from None
-    folders = sorted(i.path for i in infos if i.type == pafs.FileType.Directory and is_file(f"{i.path}/spec.yaml"))
+        raise StoreUnavailableError(f"cannot read {location.uri}: {_first_line(exc)}") from None
     if not folders:
         raise QueryError(f"{path} is neither a sweep folder (no spec.yaml) nor a results root holding "
                          f"sweep folders; pass --results RESULTS or RESULTS/<sweep>")
-    return [sweep(f) for f in folders]
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    return [sweep(location.join(name)) for name in folders]
 
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def view_sql(sweeps: list[SweepFiles]) -> dict[str, str]:
-    """table name -> the SELECT its view runs; tables no sweep has files for are left out."""
-    views = {}
-    runs = [_lit(f"{s.location}/{RUNS}/*.parquet") for s in sweeps if s.has_runs]
-    if runs:
-        views[RUNS] = f"SELECT * FROM read_parquet([{', '.join(runs)}], union_by_name = true)"
-    parts = [f"SELECT {_lit(s.name)} AS sweep, * FROM read_parquet({_lit(f'{s.location}/{HISTORY}/*.parquet')})"
-             for s in sweeps if s.has_history]
-    if parts:
-        views[HISTORY] = "\nUNION ALL BY NAME\n".join(parts)
-    for name in sorted({a for s in sweeps for a in s.aggregates}):
-        if name in BUILTIN:
-            raise QueryError(f"aggregate table {name!r} would hide the {name!r} view; rename it in the task's "
-                             f"aggregate() (names other than {', '.join(BUILTIN)} are allowed)")
-        # union_by_name: one task's aggregate table may gain columns between versions
-        parts = [f"SELECT {_lit(s.name)} AS sweep, * FROM read_parquet("
-                 f"{_lit(f'{s.location}/{AGGREGATES}/{name}.parquet')}, union_by_name = true)"
-                 for s in sweeps if name in s.aggregates]
-        views[name] = "\nUNION ALL BY NAME\n".join(parts)
-    return views
+def _with_sweep(table: pa.Table, name: str) -> pa.Table:
+    return table.add_column(0, "sweep", pa.array([name] * table.num_rows, pa.string()))
 
 
 # ---------------------------------------------------------------- the results object
@@ -114,19 +110,29 @@ class Results:
     >>> r.aggregate("comparison")                 # an aggregate table, pandas
     >>> r.table("history")                        # any table as a pyarrow Table
     >>> r.sql("SELECT cfg_expansion_factor, avg(metric_test_acc) FROM runs GROUP BY 1")
+    >>> r.skipped                                 # (file, error) of unreadable files skipped
     """
 
     def __init__(self, path: str):
         self.path = path
         self.sweeps = find_sweeps(path)
-        self._views = view_sql(self.sweeps)
-        self._con = duckdb.connect()  # in memory: it holds views only, never a copy of the data
-        for name, select in self._views.items():
-            self._con.execute(f"CREATE VIEW {_ident(name)} AS {select}")
-        self._columns: dict[str, list[str]] | None = None
+        names = []
+        if any(s.has_runs for s in self.sweeps):
+            names.append(RUNS)
+        if any(s.has_history for s in self.sweeps):
+            names.append(HISTORY)
+        aggregates = sorted({a for s in self.sweeps for a in s.aggregates})
+        for name in aggregates:
+            if name in BUILTIN:
+                raise QueryError(f"aggregate table {name!r} would hide the {name!r} table; rename it in the "
+                                 f"task's aggregate() (names other than {', '.join(BUILTIN)} are allowed)")
+        self.table_names: list[str] = names + aggregates
+        self.skipped: list[tuple[str, str]] = []
+        """(path, error) of files that could not be read, over every query so far."""
+        self._con = duckdb.connect(config=dict(LOCKED_CONFIG))
 
     def __repr__(self) -> str:
-        return f"Results({self.path!r}: {len(self.sweeps)} sweeps, tables {', '.join(self._views) or 'none'})"
+        return f"Results({self.path!r}: {len(self.sweeps)} sweeps, tables {', '.join(self.table_names) or 'none'})"
 
     def __enter__(self) -> "Results":
         return self
@@ -137,51 +143,92 @@ class Results:
     def close(self) -> None:
         self._con.close()
 
-    @property
-    def table_names(self) -> list[str]:
-        return list(self._views)
+    # -------------------------------------------------------------- reading
+    def _skip(self, corrupt: list[tuple[str, str]]) -> None:
+        for item in corrupt:
+            if item not in self.skipped:
+                self.skipped.append(item)
+
+    def _read(self, name: str) -> pa.Table:
+        """One table, read now through each sweep's store."""
+        parts = []
+        for s in self.sweeps:
+            if name == RUNS and s.has_runs:
+                table, corrupt = s.store.read_ledger_arrow()
+                self._skip(corrupt)
+                if table is not None:
+                    parts.append(table)
+            elif name == HISTORY and s.has_history:
+                table, corrupt = s.store.read_history_arrow()
+                self._skip(corrupt)
+                if table is not None:
+                    parts.append(_with_sweep(table, s.name))
+            elif name in s.aggregates:
+                try:
+                    parts.append(_with_sweep(s.store.read_aggregate_arrow(name), s.name))
+                except (pa.ArrowInvalid, OSError) as exc:
+                    self._skip([(f"{s.store.aggregates_dir()}/{name}.parquet", _first_line(exc))])
+        if not parts:
+            return pa.table({"sweep": pa.array([], pa.string())}) if name != RUNS else pa.table({})
+        return _concat(parts)
+
+    def _register(self, query: str) -> None:
+        """Read and register the tables `query` names (a word match; reading one more is harmless)."""
+        for name in self.table_names:
+            if re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", query, flags=re.IGNORECASE):
+                self._con.register(name, self._read(name))
 
     def columns(self) -> dict[str, list[str]]:
-        """table -> its column names (read from the files' footers on first use)."""
-        if self._columns is None:
-            self._columns = {name: [row[0] for row in self._con.execute(f"DESCRIBE {_ident(name)}").fetchall()]
-                             for name in self._views}
-        return self._columns
+        """table -> its column names."""
+        return {name: self._read(name).column_names for name in self.table_names}
 
     def describe_tables(self) -> str:
         """`runs(run_id, sweep, ...); history(...)`: what error messages list."""
-        try:
-            cols = self.columns()
-        except duckdb.Error as exc:  # a file unreadable at describe time: still name the tables
-            return f"{', '.join(self._views)} (columns unreadable: {_first_line(exc)})"
-        return "; ".join(f"{name}({', '.join(c)})" for name, c in cols.items()) or "none (no Parquet files yet)"
+        return "; ".join(f"{name}({', '.join(c)})" for name, c in self.columns().items()) \
+            or "none (no Parquet files yet)"
 
-    def _relation(self, query: str):
+    # -------------------------------------------------------------- SQL
+    def statements(self, query: str) -> list[tuple[str, bool]]:
+        """(text, returns rows) of each statement of `query`."""
         try:
-            return self._con.sql(query)
+            return [(s.query, s.type.name in ROW_STATEMENTS) for s in self._con.extract_statements(query)]
         except duckdb.Error as exc:
             raise QueryError(f"{_first_line(exc)}; available tables: {self.describe_tables()}") from None
 
+    def sql_arrow_all(self, query: str) -> list[pa.Table | None]:
+        """Every statement's result, in order (None for statements without rows: CREATE, SET...)."""
+        self._register(query)
+        out: list[pa.Table | None] = []
+        for statement, returns_rows in self.statements(query):
+            try:
+                rel = self._con.sql(statement)
+                if rel is None or not returns_rows:
+                    out.append(None)
+                    continue
+                # DuckDB 2 renamed the table export (`.arrow()` now returns a reader); 1.x lacks the new name.
+                export = getattr(rel, "to_arrow_table", None) or rel.arrow
+                out.append(export())
+            except duckdb.PermissionException as exc:
+                raise QueryError(f"{_first_line(exc)}: queries may read the sweep tables only (no files, "
+                                 f"no extensions, no settings)") from None
+            except duckdb.Error as exc:
+                raise QueryError(f"{_first_line(exc)}; available tables: {self.describe_tables()}") from None
+        return out
+
     def sql_arrow(self, query: str) -> pa.Table:
-        rel = self._relation(query)
-        if rel is None:  # a statement without a result (CREATE VIEW ..., SET ...)
-            return pa.table({})
-        try:
-            # DuckDB 2 renamed the table export (`.arrow()` now returns a reader); 1.x lacks the new name.
-            export = getattr(rel, "to_arrow_table", None) or rel.arrow
-            return export()
-        except duckdb.Error as exc:  # errors found while reading (a type mismatch, a bad file)
-            raise QueryError(f"{_first_line(exc)}; available tables: {self.describe_tables()}") from None
+        results = self.sql_arrow_all(query)
+        return results[-1] if results and results[-1] is not None else pa.table({})
 
     def sql(self, query: str) -> pd.DataFrame:
-        """Run SQL over the views; the result as a pandas DataFrame."""
+        """Run SQL over the tables; the last statement's result as a pandas DataFrame."""
         return self.sql_arrow(query).to_pandas()
 
     def table(self, name: str) -> pa.Table:
         """One table (runs, history or an aggregate) as a pyarrow Table."""
-        if name not in self._views:
-            raise QueryError(f"no table {name!r} in {self.path}; available tables: {', '.join(self._views) or 'none'}")
-        return self.sql_arrow(f"SELECT * FROM {_ident(name)}")
+        if name not in self.table_names:
+            raise QueryError(f"no table {name!r} in {self.path}; available tables: "
+                             f"{', '.join(self.table_names) or 'none'}")
+        return self._read(name)
 
     def runs(self) -> pd.DataFrame:
         return self.table(RUNS).to_pandas()
@@ -192,7 +239,7 @@ class Results:
     def aggregate(self, name: str) -> pd.DataFrame:
         if name in BUILTIN:
             raise QueryError(f"{name!r} is not an aggregate table; use .{name}() (aggregates: "
-                             f"{', '.join(n for n in self._views if n not in BUILTIN) or 'none'})")
+                             f"{', '.join(n for n in self.table_names if n not in BUILTIN) or 'none'})")
         return self.table(name).to_pandas()
 
 
@@ -201,7 +248,7 @@ def open_results(path: str) -> Results:
     return Results(path)
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 

@@ -27,7 +27,8 @@ from orchestrator.aggregate import aggregate_sweep
 from orchestrator.compare import bootstrap_ci, format_comparison, varying_config_columns
 from orchestrator.query import BUILTIN, open_results
 from orchestrator.spec import resolve_task
-from orchestrator.store import AGGREGATES, HISTORY, SweepStore, open_filesystem
+from orchestrator._fs import atomic_put, filesystem, parse_location
+from orchestrator.store import AGGREGATES, HISTORY, SweepStore
 from orchestrator.sweep import make_plan, open_sweep
 
 MAX_ROWS = 50  # rows shown per task table; the Parquet file has them all
@@ -295,7 +296,7 @@ def ensure_aggregates(spec, store: SweepStore) -> str:
         return ""
     try:
         covered = int(store.read_aggregate("summary")["n"].sum())
-    except (FileNotFoundError, KeyError):
+    except (FileNotFoundError, KeyError, OSError, ValueError):  # missing or unreadable: aggregate again
         covered = None
     if covered == completed:
         return ""
@@ -312,10 +313,8 @@ def write_report(sweep_dir: str, out: str | None = None) -> tuple[str, str]:
     files = {"report.md": render_markdown(title, sections).encode(),
              "report.html": render_html(title, sections).encode(),
              **{f"figures/{n}.png": png for n, png in figures.items()}}
-    folder = out or f"{store.uri.rstrip('/')}/report"
-    fs, root, _ = open_filesystem(folder)
-    fs.create_dir(f"{root}/figures", recursive=True)
+    folder = parse_location(out) if out else store.location.join("report")
+    fs = filesystem(folder)
     for rel, data in files.items():
-        with fs.open_output_stream(f"{root}/{rel}") as f:
-            f.write(data)
-    return (root if "://" not in folder else folder), note
+        atomic_put(fs, folder, folder.join(*rel.split("/")).path, data, folder.path)
+    return folder.uri, note

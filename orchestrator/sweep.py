@@ -1,26 +1,31 @@
 """The driver: plan a sweep against its ledger, execute what is missing, summarize.
 
-plan   = expand the spec into runs, read the ledger, keep the runs without a final row,
-         pack them into trials.
-run    = lock the sweep, freeze its spec, execute the plan, release the lock.
+plan   = expand the spec into runs, read the ledger, keep the runs without a final row
+         (or whose history/artifacts are damaged), pack them into trials.
+run    = check everything that can fail up front (spec, store, cluster), then lock the
+         sweep, freeze its spec, execute the plan, fold finished runs into segments,
+         release the lock.
 status = the same plan, read-only.
 """
 from __future__ import annotations
 
+import json
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import pandas as pd
 
 from orchestrator.errors import SpecChangedError, StoreError
-from orchestrator.executors import ExecutionReport, make_executor
+from orchestrator.executors import ExecutionReport, Executor
 from orchestrator.progress import Progress
 from orchestrator.spec import RunSpec, SweepSpec, Trial, expand, pack, spec_from_dict
-from orchestrator.store import SweepStore
+from orchestrator.store import COMPACT_EVERY, Damage, SweepStore
 from orchestrator.worker import TrialRunner, git_commit
+from tasks import COMPLETED, DIVERGED, FAILED
 
-FINAL = ("completed", "failed", "diverged")
+FINAL = (COMPLETED, FAILED, DIVERGED)
 
 
 @dataclass
@@ -36,30 +41,57 @@ class Plan:
     extra_rows: int = 0
     """Rows in the ledger that the current spec does not plan (from an earlier spec)."""
     corrupt: list[tuple[str, str]] = field(default_factory=list)
+    """(path, error) of run files that could not be read."""
+    damaged: list[Damage] = field(default_factory=list)
+    """Planned runs with a final row whose history or artifacts are missing or damaged."""
 
     def count(self, status: str) -> int:
         return sum(1 for s in self.status.values() if s == status)
 
     def counts(self) -> dict[str, int]:
-        return {"planned": len(self.runs), "completed": self.count("completed"), "failed": self.count("failed"),
-                "diverged": self.count("diverged"), "pending": len(self.runs) - len(self.status)}
+        return {"planned": len(self.runs), "completed": self.count(COMPLETED), "failed": self.count(FAILED),
+                "diverged": self.count(DIVERGED), "pending": len(self.runs) - len(self.status)}
 
 
-def sweep_uri(results: str, name: str) -> str:
-    return f"{results.rstrip('/')}/{name}" if "://" in results else os.path.join(os.path.abspath(results), name)
+@dataclass(frozen=True)
+class RunOptions:
+    """How `run_sweep` treats what the ledger already holds."""
+
+    retry_failed: bool = False
+    """Run failed runs again (default: a failed row is final)."""
+    force: bool = False
+    """Re-plan a sweep folder that was started with another spec (its rows are kept)."""
+    force_unlock: bool = False
+    """Take the lock even if another driver (on another host) holds it."""
+    data_root: str | None = None
+    """Root of local datasets, passed to every run as `ctx.data_root`."""
+    compact_every: int = COMPACT_EVERY
+    """Fold finished runs into a segment whenever this many small run files have piled up."""
+    verify: bool = False
+    """Read every artifact and compare its sha256 with its row (default: sizes only)."""
 
 
-def make_plan(spec: SweepSpec, store: SweepStore, retry_failed: bool = False) -> Plan:
+def make_plan(spec: SweepSpec, store: SweepStore, retry_failed: bool = False, check_outputs: bool = True,
+              verify: bool = False) -> Plan:
+    """The runs of `spec` that `store` still lacks. `check_outputs`: a run whose history or
+    artifacts do not match its row counts as missing (`verify`: compare every artifact's sha256)."""
     runs = expand(spec)
-    ledger = store.read_ledger(columns=["run_id", "status"])
-    recorded = dict(zip(ledger.runs["run_id"], ledger.runs["status"])) if not ledger.runs.empty else {}
+    ledger = store.read_ledger(columns=["run_id", "status", "attempt", "history_rows", "artifact_digests"])
+    rows = ledger.runs
     planned_ids = {r.run_id for r in runs}
-    status = {rid: s for rid, s in recorded.items() if rid in planned_ids}
-    done = ("completed", "diverged") if retry_failed else FINAL
+    recorded = dict(zip(rows["run_id"], rows["status"])) if not rows.empty else {}
+    damaged = store.check_outputs(rows[rows["run_id"].isin(planned_ids)], full=verify) \
+        if check_outputs and not rows.empty else []
+    broken = {d.run_id for d in damaged}
+    status = {rid: s for rid, s in recorded.items() if rid in planned_ids and rid not in broken}
+    done = (COMPLETED, DIVERGED) if retry_failed else FINAL
     pending = [r for r in runs if status.get(r.run_id) not in done]
+    attempts = {}
+    if not rows.empty and "attempt" in rows:
+        attempts = {rid: int(a) for rid, a in zip(rows["run_id"], rows["attempt"]) if a == a and a is not None}
     return Plan(spec=spec, store=store, runs=runs, status=status, pending=pending,
-                trials=pack(pending, spec.runs_per_trial),
-                extra_rows=len(set(recorded) - planned_ids), corrupt=ledger.corrupt)
+                trials=pack(pending, spec.runs_per_trial, attempts),
+                extra_rows=len(set(recorded) - planned_ids), corrupt=ledger.corrupt, damaged=damaged)
 
 
 def check_frozen_spec(spec: SweepSpec, store: SweepStore, force: bool) -> None:
@@ -72,14 +104,19 @@ def check_frozen_spec(spec: SweepSpec, store: SweepStore, force: bool) -> None:
     except Exception as exc:  # noqa: BLE001 - e.g. the task changed its config fields
         old = {"unreadable": str(exc)}
     new = spec.science()
-    if old != new and not force:
-        diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if _canonical(old) != _canonical(new) and not force:
+        diff = [k for k in sorted(set(old) | set(new)) if _canonical(old.get(k)) != _canonical(new.get(k))]
         details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
         raise SpecChangedError(
             f"{store.uri} was started with a different spec ({details}). Runs would mix two sweeps: "
             f"use another --results folder or sweep name, or pass --force to re-plan with the new spec "
             f"(existing rows are kept)."
         )
+
+
+def _canonical(value) -> str:
+    """Specs compare by their serialized form: equal specs are equal, NaN included."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 @dataclass
@@ -90,62 +127,116 @@ class SweepOutcome:
     quarantined: list[str]
 
 
-def run_sweep(spec: SweepSpec, results: str, executor: str = "ray", address: str | None = None,
-              retry_failed: bool = False, force: bool = False, force_unlock: bool = False,
-              verbose: bool = False, data_root: str | None = None, max_concurrent: int | None = None,
-              num_cpus: int | None = None, echo: Callable[[str], None] = print) -> SweepOutcome:
-    store = SweepStore(sweep_uri(results, spec.name))
-    check_frozen_spec(spec, store, force)
-    stale = store.acquire_lock(force=force_unlock)
+def sweep_location(results: str, name: str) -> str:
+    """The sweep folder `name` under a results root (a path or a URI, its query kept last)."""
+    from orchestrator._fs import parse_location
+    return parse_location(results).join(name).uri
+
+
+class Compactor:
+    """Folds the run files of finished trials into segments as the sweep goes (driver side).
+
+    Only finished trials' runs are folded: a live trial may still write its runs' files,
+    and a retried trial looks for its finished runs' own files to skip them.
+    """
+
+    def __init__(self, store: SweepStore, every: int, by_trial: dict[str, list[str]]):
+        self.store, self.every, self.by_trial = store, every, by_trial
+        self.ready: list[str] = []
+        self.last = time.monotonic()
+
+    def trial_done(self, trial_id: str) -> None:
+        self.ready += self.by_trial.get(trial_id, [])
+        if len(self.ready) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.ready:
+            ready, self.ready = self.ready, []
+            self.store.compact(ready)
+
+
+def run_sweep(spec: SweepSpec, store: SweepStore | str, executor: Executor, options: RunOptions = RunOptions(),
+              echo: Callable[[str], None] = print) -> SweepOutcome:
+    """Run what the sweep folder `store` is missing of `spec`; see the module docstring."""
+    store = store if isinstance(store, SweepStore) else SweepStore(store)
+    store.check_reachable()
+    check_frozen_spec(spec, store, options.force)
+    preview = make_plan(spec, store, options.retry_failed, check_outputs=False)
+    if preview.trials or preview.corrupt:
+        executor.prepare()  # a cluster that cannot run the trials fails here, before anything is written
     try:
-        if stale.get("stale"):
-            echo(f"note: took over a stale lock of pid {stale.get('pid')} (that driver is gone)")
-        if not store.exists() or force:
-            store.write_spec(spec.to_dict())
-        ledger = store.read_ledger(columns=["run_id", "status"])
-        quarantined = store.quarantine(p for p, _ in ledger.corrupt) if ledger.corrupt else []
-        for path, err in ledger.corrupt:
-            echo(f"warning: unreadable run file moved to quarantine/, its run runs again: {path} ({err})")
-        plan = make_plan(spec, store, retry_failed)
-        already = len(plan.runs) - len(plan.pending)
-        echo(f"sweep {spec.name!r} (task {spec.task}): {len(plan.runs)} runs planned, {already} already done, "
-             f"{len(plan.pending)} to run in {len(plan.trials)} trials -> {store.uri}")
-        runner = TrialRunner(store_uri=store.uri, sweep=spec.name, cpus_per_trial=spec.resources.cpus,
-                             data_root=data_root or os.environ.get("SYMSWEEP_DATA"),
-                             git_commit=git_commit(), retry_failed=retry_failed)
-        progress = Progress(spec.name, total=len(plan.runs), already_done=already)
-        kwargs = {} if executor == "inline" else dict(
-            resources=spec.resources, max_failures=spec.max_failures, address=address,
-            max_concurrent=max_concurrent, num_cpus=num_cpus, verbose=verbose, experiment_name=spec.name)
-        report = make_executor(executor, **kwargs).execute(plan.trials, runner, progress) if plan.trials \
-            else ExecutionReport()
-        if plan.trials:
-            progress.close()
-        after = make_plan(spec, store, retry_failed=False)
-        return SweepOutcome(plan=after, report=report, counts=after.counts(), quarantined=quarantined)
+        stale = store.acquire_lock(force=options.force_unlock)
+        try:
+            return _run_locked(spec, store, executor, options, echo, stale)
+        finally:
+            store.release_lock()
     finally:
-        store.release_lock()
+        executor.close()
+
+
+def _run_locked(spec, store, executor, options, echo, stale) -> SweepOutcome:
+    if stale.get("unreadable"):
+        echo("note: took over an unreadable lock file (a lock is written whole, so it was no live driver's)")
+    elif stale.get("stale"):
+        echo(f"note: took over a stale lock of pid {stale.get('pid')} (that driver is gone)")
+    elif stale:
+        echo(f"note: took over the lock of pid {stale.get('pid')} on {stale.get('host')} (--force-unlock)")
+    leftovers = store.remove_temp_files()
+    if leftovers:
+        echo(f"note: removed {len(leftovers)} temp files that killed writers left behind")
+    if not store.exists() or options.force:
+        store.write_spec(spec.to_dict())
+    plan = make_plan(spec, store, options.retry_failed, verify=options.verify)
+    quarantined = store.quarantine(p for p, _ in plan.corrupt) if plan.corrupt else []
+    for path, err in plan.corrupt:
+        echo(f"warning: unreadable run file moved to quarantine/, its run runs again: {path} ({err})")
+    if plan.damaged:
+        quarantined += store.set_aside(plan.damaged)
+        for d in plan.damaged:
+            echo(f"warning: run {d.run_id}: {d.what} damaged ({d.detail}); its files moved to quarantine/, "
+                 f"it runs again")
+    if quarantined:
+        plan = make_plan(spec, store, options.retry_failed)
+    already = len(plan.runs) - len(plan.pending)
+    echo(f"sweep {spec.name!r} (task {spec.task}): {len(plan.runs)} runs planned, {already} already done, "
+         f"{len(plan.pending)} to run in {len(plan.trials)} trials -> {store.uri}")
+    report = ExecutionReport()
+    if plan.trials:
+        runner = TrialRunner(store_uri=store.uri, sweep=spec.name, cpus_per_trial=spec.resources.cpus,
+                             data_root=options.data_root, git_commit=git_commit(),
+                             retry_failed=options.retry_failed)
+        progress = Progress(spec.name, total=len(plan.runs), already_done=already)
+        compactor = Compactor(store, options.compact_every,
+                              {t.trial_id: [rid for rid, _ in t.runs] for t in plan.trials})
+        try:
+            report = executor.execute(plan.trials, runner, progress, on_trial_done=compactor.trial_done)
+        finally:
+            progress.close()
+    store.compact()  # everything: no trial is live any more
+    # the counts after the run (damage was repaired above; what just ran was written whole)
+    after = make_plan(spec, store, retry_failed=False, check_outputs=False) if plan.trials else plan
+    return SweepOutcome(plan=after, report=report, counts=after.counts(), quarantined=quarantined)
 
 
 def open_sweep(path: str) -> tuple[SweepSpec, SweepStore]:
     """The frozen spec and store of an existing sweep folder."""
     store = SweepStore(path)
+    store.check_reachable()
     if not store.exists():
         raise StoreError(f"{path} is not a sweep folder (no spec.yaml); expected RESULTS/<sweep name>")
     spec = spec_from_dict(store.read_spec(), source=f"{store.uri}/spec.yaml")
     return spec, store
 
 
-def status_table(plan: Plan, slowest: int = 5) -> tuple[dict[str, int], pd.DataFrame, pd.DataFrame]:
-    """(counts, slowest runs, failed runs) of a sweep, read-only."""
-    counts = plan.counts()
-    runs = plan.store.read_runs()
+def status_table(plan: Plan, runs: pd.DataFrame, slowest: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(slowest runs, failed or diverged runs) among the planned runs, read-only."""
     if runs.empty:
-        empty = pd.DataFrame()
-        return counts, empty, empty
+        return pd.DataFrame(), pd.DataFrame()
     runs = runs[runs["run_id"].isin({r.run_id for r in plan.runs})]
     cols = [c for c in ("run_id", "seed", "status", "duration_s", "device") if c in runs]
-    slow = runs.sort_values("duration_s", ascending=False).head(slowest)[cols]
-    failed = runs[runs["status"].isin(["failed", "diverged"])][
-        [c for c in ("run_id", "seed", "status", "error") if c in runs]]
-    return counts, slow, failed
+    slow = runs.sort_values("duration_s", ascending=False).head(slowest)[cols] if "duration_s" in runs \
+        else pd.DataFrame()
+    failed = runs[runs["status"].isin([FAILED, DIVERGED])][[c for c in ("run_id", "seed", "status", "error")
+                                                           if c in runs]]
+    return slow, failed

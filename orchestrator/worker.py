@@ -141,7 +141,8 @@ class TrialRunner:
                 finish(previous["status"])
             else:
                 todo.append((run_id, seed))
-                attempts[run_id] = 1 + int((previous or {}).get("attempt") or 0)
+                before = max(int((previous or {}).get("attempt") or 0), int(trial.attempts.get(run_id, 0)))
+                attempts[run_id] = 1 + before
 
         if task.run_many is not None and len(todo) > 1:
             todo = self._run_many(task, config, trial, cfg_columns, todo, attempts, store, device, threads, finish)

@@ -22,6 +22,33 @@ def symsweep(*args: str, cwd: Path | None = None, timeout: float = 300, env: dic
                           capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
+def ledger(sweep_dir) -> "pd.DataFrame":
+    """The runs table of a sweep folder as every reader sees it (one row per run id)."""
+    from orchestrator.store import SweepStore
+    return SweepStore(str(sweep_dir)).read_runs()
+
+
+def raw_rows(sweep_dir) -> "pd.DataFrame":
+    """Every row of every run file and segment, duplicates included."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+    files = sorted(Path(sweep_dir, "runs").glob("*.parquet"))
+    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True) if files else pd.DataFrame()
+
+
+def assert_ran_once(sweep_dir, planned: int) -> "pd.DataFrame":
+    """Every planned run has one row, and no run was executed twice: a copy of a row left by
+    a crash between writing a segment and removing its small files is the same execution
+    (same pid, same finish time); a second execution is not."""
+    runs = ledger(sweep_dir)
+    assert len(runs) == planned and runs["run_id"].is_unique, (len(runs), planned)
+    raw = raw_rows(sweep_dir)
+    executions = raw.drop_duplicates(["run_id", "finished_at", "pid"])
+    twice = executions[executions["run_id"].duplicated()]["run_id"].tolist()
+    assert not twice, f"runs executed more than once: {twice}"
+    return runs
+
+
 @pytest.fixture
 def cli():
     return symsweep

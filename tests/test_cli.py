@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from conftest import REPO
+from conftest import REPO, assert_ran_once, ledger
 
 SYN = """
 name: syn
@@ -26,8 +26,7 @@ resources: {cpus: 1}
 
 
 def _runs(sweep_dir: Path) -> pd.DataFrame:
-    files = sorted((sweep_dir / "runs").glob("*.parquet"))
-    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True) if files else pd.DataFrame()
+    return ledger(sweep_dir)
 
 
 def test_quickstart_on_real_ray_at_a_tiny_budget(cli, tmp_path):
@@ -137,7 +136,7 @@ def test_sigkill_mid_sweep_then_resume_runs_everything_exactly_once(cli, tmp_pat
     runs_dir = tmp_path / "syn" / "runs"
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and len(list(runs_dir.glob("*.parquet"))) < 3:
+        while time.time() < deadline and len(list(runs_dir.glob("*.parquet"))) < 3:  # 3 finished runs
             time.sleep(0.1)
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait()
@@ -147,7 +146,7 @@ def test_sigkill_mid_sweep_then_resume_runs_everything_exactly_once(cli, tmp_pat
             os.killpg(driver.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    before = len(list(runs_dir.glob("*.parquet")))
+    before = len(ledger(tmp_path / "syn"))
     assert 3 <= before < 16, before
     assert json.loads((tmp_path / "syn" / ".lock").read_text())["pid"] == driver.pid  # left behind
 
@@ -155,9 +154,9 @@ def test_sigkill_mid_sweep_then_resume_runs_everything_exactly_once(cli, tmp_pat
     assert res.returncode == 0, res.stderr
     assert "took over a stale lock" in res.stdout
     assert f"{before} already done, {16 - before} to run" in res.stdout
-    runs = _runs(tmp_path / "syn")
-    assert len(runs) == 16 and runs["run_id"].is_unique and set(runs["status"]) == {"completed"}
-    assert (runs["attempt"] == 1).all()
+    runs = assert_ran_once(tmp_path / "syn", 16)
+    assert set(runs["status"]) == {"completed"} and (runs["attempt"] == 1).all()
+    assert list(runs_dir.glob("*.parquet")) == list(runs_dir.glob("seg-*.parquet"))  # folded at the end
     assert not list((tmp_path / "syn").rglob(".tmp-*"))
 
 
@@ -171,17 +170,29 @@ def test_status_and_aggregate_of_a_missing_folder_fail_clearly(cli, tmp_path):
 def test_a_corrupt_run_file_is_reported_moved_aside_and_run_again(cli, tmp_path, write_spec):
     spec = write_spec(SYN)
     assert cli("run", str(spec), "--results", str(tmp_path), "--executor", "inline").returncode == 0
-    victim = sorted((tmp_path / "syn" / "runs").glob("*.parquet"))[0]
-    victim.write_bytes(victim.read_bytes()[:40])  # truncated mid-file
+    # one run's own file, as a killed or damaged writer would leave it (the rest are in a segment)
+    one = ledger(tmp_path / "syn").iloc[0]
+    victim = tmp_path / "syn" / "runs" / f"{one['run_id']}.parquet"
+    victim.write_bytes(b"PAR1" + b"\0" * 36)  # garbage where a row was being rewritten
     status = cli("status", str(tmp_path / "syn"))
     assert status.returncode == 0
-    assert "pending: 1" in status.stdout and f"unreadable: {victim}" in status.stdout
+    assert f"unreadable: {victim}" in status.stdout and "pending: 0" in status.stdout  # the segment still has it
     res = cli("run", str(spec), "--results", str(tmp_path), "--executor", "inline")
     assert res.returncode == 0
-    assert "moved to quarantine/" in res.stdout and "5 already done, 1 to run" in res.stdout
+    assert "moved to quarantine/" in res.stdout and "6 already done, 0 to run" in res.stdout
     assert len(list((tmp_path / "syn" / "quarantine").iterdir())) == 1
     runs = _runs(tmp_path / "syn")
     assert len(runs) == 6 and runs["run_id"].is_unique and set(runs["status"]) == {"completed"}
+
+    # a damaged segment: every run in it is unreadable, moved aside and run again
+    (segment,) = (tmp_path / "syn" / "runs").glob("seg-*.parquet")
+    segment.write_bytes(segment.read_bytes()[:100])
+    status = cli("status", str(tmp_path / "syn"))
+    assert f"unreadable: {segment}" in status.stdout and "pending: 6" in status.stdout
+    res = cli("run", str(spec), "--results", str(tmp_path), "--executor", "inline")
+    assert res.returncode == 0 and "0 already done, 6 to run" in res.stdout
+    runs = _runs(tmp_path / "syn")
+    assert len(runs) == 6 and set(runs["status"]) == {"completed"} and (runs["attempt"] == 1).all()
 
 
 def test_the_embedded_ray_ignores_a_dead_cluster_left_by_ray_start(cli, write_spec, tmp_path):

@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO
+from conftest import REPO, assert_ran_once, ledger
 from orchestrator._loopback import LoopbackCluster
 
 pytestmark = pytest.mark.cluster
@@ -36,9 +35,6 @@ def cluster(tmp_path):
     c.stop()
 
 
-def _runs(sweep: Path) -> pd.DataFrame:
-    return pd.concat([pq.read_table(f).to_pandas() for f in sorted((sweep / "runs").glob("*.parquet"))],
-                     ignore_index=True)
 
 
 def _driver(cluster, spec: Path, results: Path, *extra: str) -> subprocess.Popen:
@@ -50,7 +46,7 @@ def _driver(cluster, spec: Path, results: Path, *extra: str) -> subprocess.Popen
 def _wait_rows(sweep: Path, n: int, timeout_s: float = 120) -> int:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        count = len(list((sweep / "runs").glob("*.parquet")))
+        count = len(ledger(sweep)) if (sweep / "runs").exists() else 0
         if count >= n:
             return count
         time.sleep(0.2)
@@ -58,8 +54,7 @@ def _wait_rows(sweep: Path, n: int, timeout_s: float = 120) -> int:
 
 
 def _assert_exactly_once(sweep: Path, planned: int) -> pd.DataFrame:
-    runs = _runs(sweep)
-    assert len(runs) == planned and runs["run_id"].is_unique
+    runs = assert_ran_once(sweep, planned)
     assert set(runs["status"]) == {"completed"}
     assert not list(sweep.rglob(".tmp-*"))
     return runs
@@ -122,3 +117,26 @@ def test_fractional_gpus_pack_two_trials_per_fake_gpu(cluster, tmp_path):
             peak = max(peak, level)
         assert peak == 2, (gpu, peak)
     assert "Trial status" not in out + err  # Tune stays quiet without --verbose
+
+
+def test_a_driver_picks_up_the_cluster_token_as_rays_cli_does(cluster, tmp_path):
+    """`ray start --head` turns token auth on; a new user's driver has only ~/.ray/auth_token."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.format(sleep=0, seeds=2, per_trial=2, cpus=1, gpus=0))
+    env = {k: v for k, v in cluster.env().items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    home = tmp_path / "home"
+    home.mkdir()
+    res = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--results",
+                          str(tmp_path / "res"), "--address", cluster.address, "--no-summary"],
+                         cwd=REPO, env={**env, "HOME": str(home)}, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1 and "requires token authentication" in res.stderr, res.stderr
+    assert not (tmp_path / "res").exists()
+
+    (home / ".ray").mkdir()
+    (home / ".ray" / "auth_token").write_text(cluster.token)
+    res = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--results",
+                          str(tmp_path / "res"), "--address", cluster.address, "--no-summary"],
+                         cwd=REPO, env={**env, "HOME": str(home)}, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+    assert "done: 2 completed" in res.stdout

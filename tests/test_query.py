@@ -22,6 +22,7 @@ runs_per_trial: 3
 
 
 def _parquet_rows(folder: Path) -> pd.DataFrame:
+    """The rows of every file in a folder (the sweep is folded into one segment at its end)."""
     files = sorted(folder.glob("*.parquet"))
     return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import symsweep
+from conftest import ledger, symsweep
 from orchestrator.compare import comparison_table
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,7 +48,7 @@ def test_report_of_the_quickstart_holds_spec_status_timing_tables_and_figures(re
     assert "Slowest 4 runs:" in md
     assert "expansion_factor:\n  - 1\n  - 2" in md  # the frozen spec, verbatim YAML
 
-    runs = pd.concat([pq.read_table(f).to_pandas() for f in (quickstart / "runs").glob("*.parquet")])
+    runs = ledger(quickstart)
     summary = pq.read_table(quickstart / "aggregates" / "summary.parquet").to_pandas()
     for k in (1, 2):
         acc = runs.loc[runs["cfg_expansion_factor"] == k, "metric_test_acc"]

@@ -1,6 +1,7 @@
 """The Parquet store: atomic rows, schema, history, artifacts, lock, corrupt files."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -19,7 +20,10 @@ def test_write_and_read_a_run(tmp_path):
     store.write_run(ROW, [{"step": 0, "loss": 2.0, "acc": 0.1}, {"step": 1, "loss": 1.0}],
                     {"weights": {"w": np.arange(3.0)}})
     runs = store.read_runs()
-    assert runs.to_dict("records") == [ROW]
+    digest = {"weights": {"bytes": (tmp_path / "s" / "artifacts" / "r1" / "weights.npz").stat().st_size,
+                          "sha256": hashlib.sha256((tmp_path / "s" / "artifacts" / "r1" / "weights.npz")
+                                                   .read_bytes()).hexdigest()}}
+    assert runs.to_dict("records") == [{**ROW, "history_rows": 3, "artifact_digests": json.dumps(digest)}]
     hist = store.read_history()
     assert sorted(hist.itertuples(index=False)) == [("r1", 0, "acc", 0.1), ("r1", 0, "loss", 2.0), ("r1", 1, "loss", 1.0)]
     np.testing.assert_array_equal(store.read_artifact("r1", "weights")["w"], np.arange(3.0))

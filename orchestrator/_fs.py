@@ -1,0 +1,248 @@
+"""Where a store lives: a local path or a URI that pyarrow.fs opens, and the few writes
+the ledger needs from it (atomic put, exclusive create), with one-line errors.
+
+A location keeps a URI's query string apart from its path, so that joining a sweep name
+onto `s3://bucket/results?endpoint_override=host:port&scheme=http` gives
+`s3://bucket/results/<sweep>?endpoint_override=...`, never a path after the query.
+"""
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import urllib.parse
+import uuid
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from orchestrator.errors import StoreError, StoreUnavailableError
+
+# S3 settings a URI's query may carry (pyarrow.fs.S3FileSystem keyword arguments).
+S3_OPTIONS = ("region", "scheme", "endpoint_override", "access_key", "secret_key", "session_token",
+              "connect_timeout", "request_timeout", "allow_bucket_creation", "force_virtual_addressing")
+CONNECT_TIMEOUT_S = 5.0
+REQUEST_TIMEOUT_S = 30.0
+TEMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class Location:
+    """A folder in a filesystem: local (scheme "") or a URI (s3, gs, file, ...)."""
+
+    scheme: str
+    path: str
+    """The path inside the filesystem: absolute locally, `bucket/key` on S3."""
+    query: str = ""
+
+    @property
+    def is_local(self) -> bool:
+        return self.scheme in ("", "file")
+
+    @property
+    def uri(self) -> str:
+        if self.scheme == "":
+            return self.path
+        text = f"{self.scheme}://{self.path}" if self.scheme != "file" else f"file://{self.path}"
+        return f"{text}?{self.query}" if self.query else text
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> "Location":
+        return Location(self.scheme, self.path.rstrip("/").rsplit("/", 1)[0] or "/", self.query)
+
+    def join(self, *parts: str) -> "Location":
+        return Location(self.scheme, "/".join([self.path.rstrip("/"), *parts]), self.query)
+
+    def __str__(self) -> str:
+        return self.uri
+
+
+def parse_location(uri: str) -> Location:
+    """A Location from a local path or a URI (`s3://bucket/path?endpoint_override=...`)."""
+    if "://" not in uri:
+        return Location("", os.path.abspath(uri))
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme == "file":
+        return Location("file", os.path.abspath(parts.path or "/"), parts.query)
+    path = (parts.netloc + parts.path).rstrip("/")
+    if not parts.netloc:
+        raise StoreUnavailableError(f"cannot open store {uri!r}: no bucket in the URI (expected "
+                                    f"{parts.scheme}://BUCKET/PATH)")
+    return Location(parts.scheme, path, parts.query)
+
+
+def filesystem(location: Location) -> pafs.FileSystem:
+    return _filesystem(location.scheme, location.path.split("/", 1)[0], location.query)
+
+
+@functools.lru_cache(maxsize=16)
+def _filesystem(scheme: str, bucket: str, query: str) -> pafs.FileSystem:
+    if scheme in ("", "file"):
+        return pafs.LocalFileSystem()
+    if scheme == "s3":
+        return pafs.S3FileSystem(**s3_options(query))
+    try:
+        fs, _ = pafs.FileSystem.from_uri(f"{scheme}://{bucket}" + (f"?{query}" if query else ""))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as exc:
+        raise StoreUnavailableError(f"cannot open store {scheme}://{bucket}: {_first_line(exc)}") from None
+    return fs
+
+
+def s3_options(query: str) -> dict:
+    """S3FileSystem keyword arguments from a URI query; the rest comes from the environment
+    (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), as in every AWS tool."""
+    options: dict = {"connect_timeout": CONNECT_TIMEOUT_S, "request_timeout": REQUEST_TIMEOUT_S,
+                     "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=3)}
+    for key, values in urllib.parse.parse_qs(query, keep_blank_values=True).items():
+        if key not in S3_OPTIONS:
+            raise StoreUnavailableError(f"unknown S3 option {key!r} in the store URI; allowed: "
+                                        f"{', '.join(S3_OPTIONS)}")
+        value = values[-1]
+        if key in ("connect_timeout", "request_timeout"):
+            value = float(value)
+        elif key in ("allow_bucket_creation", "force_virtual_addressing"):
+            value = value.lower() in ("1", "true", "yes")
+        options[key] = value
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint and "endpoint_override" not in options:  # older pyarrow ignores the variable
+        split = urllib.parse.urlsplit(endpoint)
+        options["endpoint_override"] = split.netloc or split.path
+        options.setdefault("scheme", split.scheme or "https")
+    return options
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def describe_os_error(exc: BaseException, where: str) -> str:
+    """One line for a failed filesystem call: no space, permission, unreachable endpoint..."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"no space left on {where}"
+    if isinstance(exc, OSError) and exc.errno == errno.EDQUOT:
+        return f"disk quota exceeded on {where}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied on {where}"
+    text = _first_line(exc)
+    if "No space left" in text:
+        return f"no space left on {where}"
+    return f"{where}: {text}"
+
+
+# ----------------------------------------------------------------------------- writes
+
+
+def atomic_put(fs: pafs.FileSystem, location: Location, path: str, data: bytes, temp_dir: str) -> None:
+    """Write `data` at `path` so that readers see the whole file or none.
+
+    Locally: a temp file in `temp_dir` (same filesystem), then rename; the temp file is
+    removed when the write fails (a full disk leaves no half file). Object stores: one put.
+    """
+    if location.is_local:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(temp_dir, exist_ok=True)
+        tmp = os.path.join(temp_dir, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)  # atomic on POSIX
+        except OSError as exc:
+            _remove_quietly(tmp)
+            raise StoreError(describe_os_error(exc, path)) from None
+        return
+    try:
+        with fs.open_output_stream(path) as f:
+            f.write(data)
+    except OSError as exc:
+        raise StoreError(describe_os_error(exc, f"{location.scheme}://{path}")) from None
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def exclusive_create(location: Location, path: str, data: bytes, temp_dir: str) -> bool:
+    """Create `path` holding `data` only if it does not exist; False if it does.
+
+    Locally: write a temp file, then hard-link it into place (link fails if the name
+    exists), so the file appears whole or not at all. On S3: a conditional put
+    (If-None-Match: *). Elsewhere there is no atomic create: check, then put (say so).
+    """
+    if location.is_local:
+        os.makedirs(temp_dir, exist_ok=True)
+        tmp = os.path.join(temp_dir, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise StoreError(describe_os_error(exc, path)) from None
+        finally:
+            _remove_quietly(tmp)
+    if location.scheme == "s3":
+        return _s3_put_if_absent(location, path, data)
+    fs = filesystem(location)
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+        return False
+    atomic_put(fs, location, path, data, temp_dir)
+    return True
+
+
+def _s3_put_if_absent(location: Location, path: str, data: bytes) -> bool:
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # no boto3: the best-effort lock of other object stores
+        fs = filesystem(location)
+        if fs.get_file_info(path).type != pafs.FileType.NotFound:
+            return False
+        atomic_put(fs, location, path, data, "")
+        return True
+    options = s3_options(location.query)
+    endpoint = options.get("endpoint_override")
+    if endpoint and "://" not in endpoint:
+        endpoint = f"{options.get('scheme', 'https')}://{endpoint}"
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name=options.get("region"),
+        aws_access_key_id=options.get("access_key"), aws_secret_access_key=options.get("secret_key"),
+        aws_session_token=options.get("session_token"),
+        config=Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=REQUEST_TIMEOUT_S,
+                      retries={"max_attempts": 3}))
+    bucket, key = path.split("/", 1)
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        return True
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+            return False
+        raise StoreError(f"cannot write s3://{path}: {_first_line(exc)}") from None
+    except BotoCoreError as exc:
+        raise StoreError(f"cannot write s3://{path}: {_first_line(exc)}") from None
+
+
+def check_reachable(location: Location) -> None:
+    """Fail in one line, within the timeouts, when the store's bucket cannot be reached."""
+    if location.is_local:
+        return
+    fs = filesystem(location)
+    bucket = location.path.split("/", 1)[0]
+    try:
+        info = fs.get_file_info(bucket)
+    except OSError as exc:
+        raise StoreUnavailableError(f"cannot reach store {location.uri}: {_first_line(exc)}") from None
+    if info.type == pafs.FileType.NotFound:
+        raise StoreUnavailableError(f"cannot open store {location.uri}: bucket {bucket!r} does not exist")

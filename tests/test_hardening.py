@@ -1,0 +1,380 @@
+"""Bad input and damaged stores, tried as a hostile but realistic user would: each case ends
+in one clear line on stderr (no traceback), the documented exit code, and nothing written
+outside the results folder; damage is reported, and repaired by the next run."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, assert_ran_once, ledger, symsweep
+from orchestrator import QueryError, open_results
+
+SYN = """
+name: syn
+task: synthetic
+fixed: {sleep_s: 0.0}
+axes: {steps: [5, 10]}
+seeds: 3
+runs_per_trial: 3
+"""
+
+
+def _one_line(res: subprocess.CompletedProcess, code: int = 2) -> str:
+    assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    return res.stderr
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A finished synthetic sweep (inline); tests copy it before damaging it."""
+    root = tmp_path_factory.mktemp("finished")
+    spec = root / "syn.yaml"
+    spec.write_text(SYN)
+    res = symsweep("run", str(spec), "--results", str(root / "res"), "--executor", "inline")
+    assert res.returncode == 0, res.stderr
+    return root / "res" / "syn"
+
+
+@pytest.fixture
+def sweep(finished, tmp_path) -> Path:
+    shutil.copytree(finished, tmp_path / "res" / "syn")
+    (tmp_path / "syn.yaml").write_text(SYN)
+    return tmp_path / "res" / "syn"
+
+
+# ----------------------------------------------------------------------------- store damage
+
+
+def _truncate_one_run_row(sweep: Path) -> Path:
+    """A run's own row file, unreadable (as a killed writer of a re-run leaves it)."""
+    rid = ledger(sweep)["run_id"].iloc[0]
+    path = sweep / "runs" / f"{rid}.parquet"
+    path.write_bytes(b"PAR1" + os.urandom(96))
+    return path
+
+
+def test_query_skips_an_unreadable_run_file_and_names_it(sweep):
+    (segment,) = (sweep / "runs").glob("seg-*.parquet")
+    bad = sweep / "runs" / "0000000000000000.parquet"
+    shutil.copy(segment, bad)
+    bad.write_bytes(bad.read_bytes()[:100])  # truncate -s 100
+    for where in (sweep, sweep.parent):  # one sweep, and a results root
+        res = symsweep("query", "SELECT count(*) AS n FROM runs", "--results", str(where))
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split() == ["n", "6"]
+        assert f"warning: skipped unreadable file {bad}" in res.stderr and "Traceback" not in res.stderr
+    with open_results(str(sweep)) as r:
+        assert r.sql("SELECT count(*) AS n FROM runs")["n"].tolist() == [6]
+        assert [p for p, _ in r.skipped] == [str(bad)]
+        with pytest.raises(QueryError):
+            r.sql("SELECT nope FROM runs")
+
+
+def test_aggregate_names_the_runs_it_could_not_read(sweep):
+    (segment,) = (sweep / "runs").glob("seg-*.parquet")
+    segment.write_bytes(segment.read_bytes()[:100])
+    res = symsweep("aggregate", str(sweep))
+    assert res.returncode == 0
+    assert f"warning: unreadable run file left out of the aggregates: {segment}" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("command", ["status", "aggregate", "resume", "report", "compact"])
+def test_an_unparsable_frozen_spec_is_one_line_naming_the_file(sweep, command):
+    (sweep / "spec.yaml").write_text("name: x\ntask: [unclosed\n")
+    before = _files(sweep)
+    err = _one_line(symsweep(command, str(sweep), *(["--executor", "inline"] if command == "resume" else [])))
+    assert f"{sweep / 'spec.yaml'}:3:1: not valid YAML" in err
+    assert _files(sweep) == before
+
+
+def test_run_into_a_folder_with_an_unparsable_frozen_spec_is_refused(sweep):
+    (sweep / "spec.yaml").write_text("name: x\ntask: [unclosed\n")
+    err = _one_line(symsweep("run", str(sweep.parent.parent / "syn.yaml"), "--results", str(sweep.parent),
+                             "--executor", "inline"))
+    assert "spec.yaml:3:1: not valid YAML" in err
+
+
+def test_a_damaged_history_or_artifact_is_listed_and_its_run_runs_again(sweep):
+    runs = ledger(sweep)
+    victim, other = runs["run_id"].iloc[0], runs["run_id"].iloc[1]
+    # history: one run's records lost (its row says how many it had)
+    (seg,) = (sweep / "history").glob("seg-*.parquet")
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    table = pq.read_table(seg)
+    pq.write_table(table.filter(pc.not_equal(table["run_id"], victim)), seg)
+    # artifact: truncated (found by size) and flipped in place (found by --verify)
+    npz = sweep / "artifacts" / other / "weights.npz"
+    npz.write_bytes(npz.read_bytes()[:-10])
+    third = runs["run_id"].iloc[2]
+    npz3 = sweep / "artifacts" / third / "weights.npz"
+    data = bytearray(npz3.read_bytes())
+    data[-30] ^= 0xFF
+    npz3.write_bytes(bytes(data))
+
+    status = symsweep("status", str(sweep), "--slowest", "0")
+    assert status.returncode == 0
+    expected = int(runs.set_index("run_id").loc[victim, "history_rows"])
+    assert f"damaged: run {victim}: history (0 of {expected} records)" in status.stdout
+    assert f"damaged: run {other}: artifact weights" in status.stdout
+    assert third not in status.stdout  # same size: only a full check finds it
+    verify = symsweep("status", str(sweep), "--verify", "--slowest", "0")
+    assert f"damaged: run {third}: artifact weights (sha256 differs from the row)" in verify.stdout
+    assert "pending: 3" in verify.stdout
+    # reading the flipped artifact fails loudly
+    from orchestrator import SweepStore, StoreError
+    store = SweepStore(str(sweep))
+    with pytest.raises(StoreError, match=f"artifact 'weights' of run {third} is damaged"):
+        store.artifact_loader(store.read_runs())(third, "weights")
+
+    res = symsweep("resume", str(sweep), "--executor", "inline", "--verify")
+    assert res.returncode == 0, res.stderr
+    assert "3 already done, 3 to run" in res.stdout and res.stdout.count("moved to quarantine/") == 3
+    again = symsweep("status", str(sweep), "--verify")
+    assert "damaged: run" not in again.stdout and "pending: 0" in again.stdout
+    runs = ledger(sweep).set_index("run_id")
+    assert runs.loc[[victim, other, third], "attempt"].tolist() == [2, 2, 2]
+    history = store.read_history([victim])
+    assert len(history) == expected  # the re-run's records, from its own file (the segment's are gone)
+    np.testing.assert_array_equal(store.artifact_loader(store.read_runs())(third, "weights")["w"],
+                                  store.read_artifact(third, "weights")["w"])
+
+
+@pytest.mark.parametrize("content", [b'{"pid": 12, "host": garbage', b"", b"[]"])
+def test_an_unreadable_lock_is_taken_over_with_a_note(sweep, content):
+    (sweep / ".lock").write_bytes(content)
+    status = symsweep("status", str(sweep))
+    assert "lock file is unreadable" in status.stdout
+    res = symsweep("resume", str(sweep), "--executor", "inline")
+    assert res.returncode == 0, res.stderr
+    assert "took over an unreadable lock file" in res.stdout
+    assert not (sweep / ".lock").exists()
+
+
+def test_temp_files_of_killed_writers_are_removed_by_the_next_run(sweep):
+    for sub in ("runs", "history", "artifacts", ""):
+        (sweep / sub / ".tmp-deadbeef").write_bytes(b"half a file")
+    res = symsweep("resume", str(sweep), "--executor", "inline")
+    assert res.returncode == 0 and "removed 4 temp files" in res.stdout
+    assert not list(sweep.rglob(".tmp-*"))
+
+
+def test_resume_works_on_the_folder_it_is_given_even_after_a_rename(sweep):
+    (sweep / "runs" / next(p.name for p in (sweep / "runs").iterdir())).unlink()  # all six pending now
+    renamed = sweep.parent / "renamed"
+    sweep.rename(renamed)
+    res = symsweep("resume", str(renamed), "--executor", "inline")
+    assert res.returncode == 0, res.stderr
+    assert "6 to run" in res.stdout and str(renamed) in res.stdout
+    assert not sweep.exists()  # nothing written into a new folder under the old name
+    assert_ran_once(renamed, 6)
+
+
+# ----------------------------------------------------------------------------- disk full
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {res.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("executor", ["inline", "ray"])
+def test_a_full_disk_is_one_line_leaves_no_half_files_and_resume_completes(tiny_disk, tmp_path, executor):
+    spec = tmp_path / "big.yaml"
+    spec.write_text(SYN.replace("seeds: 3", "seeds: 60").replace("runs_per_trial: 3", "runs_per_trial: 20")
+                    .replace("name: syn", "name: big"))
+    # max_failures=0: Tune would retry each dying trial (the disk stays full), and slowly
+    res = symsweep("run", str(spec), "--results", str(tiny_disk), "--executor", executor, "--num-cpus", "1",
+                   "--set", "max_failures=0")
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    assert f"no space left on {tiny_disk}" in res.stderr + res.stdout
+    assert not list(tiny_disk.rglob(".tmp-*"))
+    assert not (tiny_disk / "big" / ".lock").exists()
+    done = len(ledger(tiny_disk / "big"))
+    assert 0 < done < 120, done
+    subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_disk)], check=True)
+    res = symsweep("resume", str(tiny_disk / "big"), "--executor", executor, "--num-cpus", "1")
+    assert res.returncode == 0, res.stderr
+    assert_ran_once(tiny_disk / "big", 120)
+    assert not list(tiny_disk.rglob(".tmp-*"))
+
+
+def test_a_lock_that_cannot_be_written_leaves_no_empty_lock(tiny_disk, tmp_path):
+    filler = tiny_disk / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SYN)
+    res = symsweep("run", str(spec), "--results", str(tiny_disk), "--executor", "inline")
+    assert res.returncode == 1 and "no space left on" in res.stderr and "Traceback" not in res.stderr
+    assert not (tiny_disk / "syn" / ".lock").exists()
+    filler.unlink()
+    res = symsweep("run", str(spec), "--results", str(tiny_disk), "--executor", "inline")
+    assert res.returncode == 0, res.stderr
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["name=.."], "name '..' is not allowed"),
+    (["name=."], "name '.' is not allowed"),
+    (["name=" + "a" * 300], "is not allowed: a sweep name is one folder name of at most 100"),
+    (["seeds=1000000000"], "2 grid points x 1000000000 seeds = 2000000000 runs, more than max_runs = 1000000"),
+    (["resources.cpus=.nan"], "resources.cpus: expected a finite number, got nan"),
+    (["resources.cpus=.inf"], "resources.cpus: expected a finite number, got inf"),
+    (["sleep_s=.nan"], "fixed.sleep_s: expected a finite number, got nan"),
+    (["lr=.nan"], "fixed.lr: expected a finite number, got nan"),
+    (["seeds=[-1, 3]"], "seeds: -1 is out of range"),
+    (["resources.cpus=64"], "resources.cpus=64 per trial, but the embedded Ray has"),
+    (["resources.gpus=1"], "no Ray node can hold one trial (resources.cpus=1, resources.gpus=1)"),
+])
+def test_bad_values_stop_before_anything_is_written(tmp_path, overrides, message):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SYN)
+    start = time.monotonic()
+    args = [a for o in overrides for a in ("--set", o)]
+    res = symsweep("run", str(spec), *args, "--results", str(tmp_path / "res"), "--num-cpus", "2")
+    err = _one_line(res)
+    assert message in err, err
+    assert not (tmp_path / "res").exists() and _files(tmp_path) == {"s.yaml"}
+    if "seeds=1000000000" in overrides:
+        assert time.monotonic() - start < 10  # refused at once (most of it is the interpreter start)
+
+
+def test_the_same_command_twice_is_the_same_spec(tmp_path):
+    from orchestrator.sweep import _canonical
+    assert _canonical({"lr": math.nan}) == _canonical({"lr": math.nan})  # NaN == NaN as specs
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SYN)
+    for _ in range(2):
+        res = symsweep("run", str(spec), "--set", "lr=0.05", "--set", "fail_seeds=[1]", "--results",
+                       str(tmp_path / "res"), "--executor", "inline")
+        assert res.returncode == 1, res.stderr  # seed 1 fails on purpose
+        assert "different spec" not in res.stderr
+
+
+def test_closing_the_pipe_early_is_normal_use(sweep):
+    res = subprocess.run(f"{sys.executable} -m orchestrator.cli status {sweep} --slowest 50 | head -1",
+                         shell=True, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.stdout.startswith("sweep 'syn'") and res.stderr == "", res.stderr
+
+
+def test_malformed_yaml_is_one_line_with_line_and_column(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: x\ntask: synthetic\naxes: {steps: [1, 2}\n")
+    err = _one_line(symsweep("run", str(spec), "--results", str(tmp_path / "res")))
+    assert err.startswith(f"symsweep: error: {spec}:3:") and "not valid YAML" in err
+
+
+# ----------------------------------------------------------------------------- read-only queries
+
+
+@pytest.mark.parametrize("sql", [
+    "COPY (SELECT 1) TO '{tmp}/x.csv'",
+    "COPY (SELECT * FROM runs LIMIT 1) TO '{sweep}/runs/zzzz.parquet' (FORMAT parquet)",
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM read_parquet('{sweep}/runs/*.parquet')",
+    "ATTACH '{tmp}/x.db' AS other",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET enable_external_access = true",
+    "SELECT 1; COPY (SELECT 1) TO '{tmp}/y.csv'",
+])
+def test_queries_read_the_tables_and_nothing_else(sweep, tmp_path, sql):
+    before = _files(tmp_path)
+    res = symsweep("query", sql.format(tmp=tmp_path, sweep=sweep), "--results", str(sweep))
+    err = _one_line(res)
+    assert "queries may read the sweep tables only" in err or "locked" in err, err
+    assert _files(tmp_path) == before
+
+
+def test_several_statements_run_in_order_and_print_each_result(sweep):
+    res = symsweep("query", "CREATE TEMP VIEW done AS SELECT * FROM runs WHERE status = 'completed'; "
+                   "SELECT count(*) AS n FROM done; SELECT max(seed) AS top FROM done", "--results", str(sweep))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["n", "6", "top", "2"]
+
+
+# ----------------------------------------------------------------------------- joining a cluster
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_cluster_address_is_one_line_without_a_hang(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SYN)
+    start = time.monotonic()
+    err = _one_line(symsweep("run", str(spec), "--results", str(tmp_path / "res"),
+                             "--address", f"127.0.0.1:{_free_port()}"))
+    assert "cannot reach the Ray cluster at 127.0.0.1:" in err and "refused" in err.lower()
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "res").exists()
+
+
+def test_a_port_that_is_not_ray_is_one_line_without_a_hang(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SYN)
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port := _free_port())],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        start = time.monotonic()
+        res = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--address", f"127.0.0.1:{port}",
+                       timeout=240)
+        err = _one_line(res)
+        assert "cannot join the Ray cluster at 127.0.0.1:" in err
+        assert time.monotonic() - start < 180
+        assert not (tmp_path / "res").exists()
+    finally:
+        server.kill()
+        server.wait()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--num-cpus", "0"], "--num-cpus: expected a whole number >= 1, got 0"),
+    (["--max-concurrent", "many"], "--max-concurrent: expected a whole number >= 1, got 'many'"),
+    (["--data-root", "/no/such/folder"], "--data-root '/no/such/folder' is not a folder"),
+])
+def test_bad_command_line_options_stop_before_anything_is_written(tmp_path, args, message):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SYN)
+    res = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline", *args)
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert not (tmp_path / "res").exists()
