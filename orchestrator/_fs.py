@@ -22,6 +22,7 @@ from orchestrator.errors import StoreError, StoreUnavailableError
 # S3 settings a URI's query may carry (pyarrow.fs.S3FileSystem keyword arguments).
 S3_OPTIONS = ("region", "scheme", "endpoint_override", "access_key", "secret_key", "session_token",
               "connect_timeout", "request_timeout", "allow_bucket_creation", "force_virtual_addressing")
+SECRET_OPTIONS = ("secret_key", "session_token", "access_key")
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
 TEMP_PREFIX = ".tmp-"
@@ -48,6 +49,15 @@ class Location:
         return f"{text}?{self.query}" if self.query else text
 
     @property
+    def shown(self) -> str:
+        """The URI for messages: secrets in the query (secret_key=..., session_token=...) masked."""
+        if not self.query:
+            return self.uri
+        pairs = urllib.parse.parse_qsl(self.query, keep_blank_values=True)
+        masked = "&".join(f"{k}={'***' if k in SECRET_OPTIONS else v}" for k, v in pairs)
+        return self.uri.split("?", 1)[0] + "?" + masked
+
+    @property
     def name(self) -> str:
         return self.path.rstrip("/").rsplit("/", 1)[-1]
 
@@ -59,7 +69,7 @@ class Location:
         return Location(self.scheme, "/".join([self.path.rstrip("/"), *parts]), self.query)
 
     def __str__(self) -> str:
-        return self.uri
+        return self.shown
 
 
 def parse_location(uri: str) -> Location:
@@ -243,6 +253,11 @@ def check_reachable(location: Location) -> None:
     try:
         info = fs.get_file_info(bucket)
     except OSError as exc:
-        raise StoreUnavailableError(f"cannot reach store {location.uri}: {_first_line(exc)}") from None
+        text = _first_line(exc)
+        if "ACCESS_DENIED" in text or "AccessDenied" in text or "InvalidAccessKeyId" in text:
+            raise StoreUnavailableError(
+                f"cannot open store {location.shown}: access denied ({text}); check the credentials "
+                f"(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE, or the instance role)") from None
+        raise StoreUnavailableError(f"cannot reach store {location.shown}: {text}") from None
     if info.type == pafs.FileType.NotFound:
-        raise StoreUnavailableError(f"cannot open store {location.uri}: bucket {bucket!r} does not exist")
+        raise StoreUnavailableError(f"cannot open store {location.shown}: bucket {bucket!r} does not exist")

@@ -63,7 +63,7 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True,
     ledger = store.read_ledger()
     runs = ledger.runs
     for path, err in ledger.corrupt:
-        warn(f"warning: unreadable run file left out of the aggregates: {path} ({err}); "
+        warn(f"warning: unreadable run file left out of the aggregates: {store.shown_path(path)} ({err}); "
              f"`symsweep resume` re-runs its run")
     tables = {"summary": summary_table(runs, list(task.summary_metrics) or None)}
     if task.baseline and not runs.empty:
@@ -90,7 +90,7 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True,
 def _history(store: SweepStore, warn: Callable[[str], None]) -> pd.DataFrame:
     history, corrupt = store.read_history_checked()
     for path, err in corrupt:
-        warn(f"warning: unreadable history file left out of the aggregates: {path} ({err})")
+        warn(f"warning: unreadable history file left out of the aggregates: {store.shown_path(path)} ({err})")
     return history
 
 

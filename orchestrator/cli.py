@@ -169,16 +169,27 @@ def _execute(spec, store, args, force: bool) -> int:
             print(f"  trial {trial_id}: {error}")
     if not args.no_summary and c["completed"]:
         task = resolve_task(spec.task)
-        tables = aggregate_sweep(spec, outcome.plan.store)
-        print(format_summary(tables["summary"], list(task.summary_metrics)))
+        summary = _current_summary(outcome.plan.store, c["completed"]) if not outcome.report.trials else None
+        if summary is None:
+            summary = aggregate_sweep(spec, outcome.plan.store)["summary"]
+        print(format_summary(summary, list(task.summary_metrics)))
     return 0 if c["failed"] == 0 and c["pending"] == 0 else 1
+
+
+def _current_summary(store, completed: int):
+    """The stored summary table when it covers every completed run (nothing ran since), else None."""
+    try:
+        summary = store.read_aggregate("summary")
+    except (OSError, ValueError, KeyError):
+        return None
+    return summary if "n" in summary and int(summary["n"].sum()) == completed else None
 
 
 def _cmd_status(args) -> int:
     from orchestrator.sweep import make_plan, open_sweep, status_table
     spec, store = open_sweep(args.sweep_dir)
     plan = make_plan(spec, store, verify=args.verify)
-    print(f"sweep {spec.name!r} (task {spec.task}) at {store.uri}")
+    print(f"sweep {spec.name!r} (task {spec.task}) at {store.shown}")
     print("  ".join(f"{k}: {v}" for k, v in plan.counts().items()))
     holder = store.lock_holder()
     if holder and holder.get("unreadable"):
@@ -191,11 +202,12 @@ def _cmd_status(args) -> int:
     print(f"files: {files['runs_files']} run files + {files['runs_segments']} segments, "
           f"{files['history_files']} history files + {files['history_segments']} segments")
     for path, err in plan.corrupt:
-        print(f"unreadable: {path}: {err} (moved aside and re-run at the next `symsweep run`/`resume`)")
+        print(f"unreadable: {store.shown_path(path)}: {err} (moved aside and re-run at the next `symsweep run`/`resume`)")
     for d in plan.damaged:
         print(f"damaged: run {d.run_id}: {d.what} ({d.detail}); re-run at the next `symsweep run`/`resume`")
     if args.slowest > 0 or plan.counts()["failed"] or plan.counts()["diverged"]:
-        slow, failed = status_table(plan, store.read_runs(), args.slowest)
+        columns = ["run_id", "seed", "status", "duration_s", "device", "error"]
+        slow, failed = status_table(plan, store.read_ledger(columns=columns).runs, args.slowest)
         if not slow.empty and args.slowest > 0:
             print("\nslowest runs:\n" + slow.to_string(index=False))
         if not failed.empty:
@@ -232,7 +244,7 @@ def _cmd_aggregate(args) -> int:
     if bad:
         raise SpecError(f"aggregate --set takes aggregation settings only (aggregate.KEY=VALUE), got {bad}")
     if args.overrides:
-        spec = spec_from_dict(spec.to_dict(), args.overrides, source=f"{store.uri}/spec.yaml")
+        spec = spec_from_dict(spec.to_dict(), args.overrides, source=store.spec_shown)
     tables = aggregate_sweep(spec, store)
     task = resolve_task(spec.task)
     for name, df in tables.items():

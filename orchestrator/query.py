@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from orchestrator._fs import filesystem, parse_location
+from orchestrator._fs import check_reachable, filesystem, parse_location
 from orchestrator.errors import QueryError, StoreUnavailableError
 from orchestrator.store import AGGREGATES, HISTORY, RUNS, SweepStore, _concat
 
@@ -64,6 +64,7 @@ class SweepFiles:
 def find_sweeps(path: str) -> list[SweepFiles]:
     """The sweep folders at `path`: itself if it has spec.yaml, else its subfolders that do."""
     location = parse_location(path)
+    check_reachable(location)
     fs = filesystem(location)
 
     def is_file(p: str) -> bool:
@@ -155,12 +156,12 @@ class Results:
         for s in self.sweeps:
             if name == RUNS and s.has_runs:
                 table, corrupt = s.store.read_ledger_arrow()
-                self._skip(corrupt)
+                self._skip([(s.store.shown_path(p), e) for p, e in corrupt])
                 if table is not None:
                     parts.append(table)
             elif name == HISTORY and s.has_history:
                 table, corrupt = s.store.read_history_arrow()
-                self._skip(corrupt)
+                self._skip([(s.store.shown_path(p), e) for p, e in corrupt])
                 if table is not None:
                     parts.append(_with_sweep(table, s.name))
             elif name in s.aggregates:

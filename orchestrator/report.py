@@ -276,7 +276,7 @@ def build_sections(spec, store: SweepStore, note: str) -> tuple[str, list[Sectio
     devices = ", ".join(sorted(runs["device"].dropna().astype(str).unique())) if "device" in runs else ""
     sections = [
         Section("Sweep", [("text", spec.description or task.description),
-                          ("text", f"Store: {store.uri}. Generated {now}. {note}".strip()),
+                          ("text", f"Store: {store.shown}. Generated {now}. {note}".strip()),
                           ("text", f"Code: {commits or 'unknown'}. Devices: {devices or 'none yet'}.")]),
         status_section(runs, make_plan(spec, store)),
         timing_section(runs),

@@ -83,7 +83,7 @@ class SweepSpec:
             "description": self.description,
             "fixed": _plain(dict(self.fixed)),
             "axes": {k: _plain(list(v)) for k, v in self.axes.items()},
-            "seeds": list(self.seeds),
+            "seeds": _seeds_plain(self.seeds),
             "resources": {"cpus": self.resources.cpus, "gpus": self.resources.gpus},
             "runs_per_trial": self.runs_per_trial,
             "max_failures": self.max_failures,
@@ -373,6 +373,11 @@ def _seeds(value: Any) -> tuple[int, ...]:
             raise SpecError(f"seeds: {bad[0]} is out of range; seeds are ints from 0 to {MAX_SEED}")
         return tuple(value)
     raise SpecError(f"seeds must be a count (int >= 1) or a non-empty list of ints, got {_short(value)}")
+
+
+def _seeds_plain(seeds: tuple[int, ...]) -> int | list[int]:
+    """A count when the seeds are 0..n-1 (as `seeds: n` wrote them), else the list."""
+    return len(seeds) if seeds == tuple(range(len(seeds))) else list(seeds)
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -7,7 +7,7 @@ Layout of a sweep folder (local path or any URI `pyarrow.fs` opens):
     runs/seg-<time>-<id>.parquet many rows: small run files folded together (compaction)
     history/<run_id>.parquet     long format: run_id, step, metric, value
     history/seg-<time>-<id>.parquet  the same, folded
-    artifacts/<run_id>/<name>.npz
+    artifacts/<name>/<run_id>.npz   (stores written before 0.2: artifacts/<run_id>/<name>.npz)
     aggregates/<name>.parquet    written by the aggregation stage
     quarantine/                  unreadable or damaged files moved aside (their runs run again)
     .lock                        the live driver's pid, host and start time
@@ -30,6 +30,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -59,13 +60,14 @@ from orchestrator.errors import LockError, SpecError, StoreError, StoreUnavailab
 
 RUNS, HISTORY, ARTIFACTS, AGGREGATES, QUARANTINE = "runs", "history", "artifacts", "aggregates", "quarantine"
 SEGMENT_PREFIX = "seg-"
+RUN_ID = re.compile(r"[0-9a-f]{16}")
 # Columns every row of the `runs` table has (docs "Store tables" documents each), besides
 # one `cfg_<name>` column per config field and one `metric_<name>` column per final metric.
 RUN_COLUMNS = (
     "run_id", "sweep", "task", "trial_id", "seed", "status", "attempt", "error", "traceback",
     "started_at", "finished_at", "duration_s", "batch_size_runs", "host", "device", "pid",
     "git_commit", "config_json", "peak_gpu_mem_mb", "peak_rss_mb", "cuda_visible_devices",
-    "history_rows", "artifact_digests",
+    "history_rows", "artifact_bytes", "artifact_digests",
     "v_python", "v_symsweep", "v_torch", "v_numpy", "v_ray",
 )
 HISTORY_SCHEMA = pa.schema([("run_id", pa.string()), ("step", pa.int64()),
@@ -116,6 +118,8 @@ class SweepStore:
     def __init__(self, uri: str | Location):
         self.location = uri if isinstance(uri, Location) else parse_location(uri)
         self.uri = self.location.uri
+        self.shown = self.location.shown
+        """The URI for messages (secrets masked)."""
         self.fs = filesystem(self.location)
         self.root = self.location.path
         self.is_local = self.location.is_local
@@ -131,11 +135,20 @@ class SweepStore:
         """A path as the user knows it (with the URI scheme)."""
         return path if self.location.scheme == "" else f"{self.location.scheme}://{path}"
 
+    def shown_path(self, path: str) -> str:
+        """A path inside this store as the user knows it: `s3://bucket/...` on S3."""
+        return self._where(path)
+
+    @property
+    def spec_shown(self) -> str:
+        """Where spec.yaml is, for messages."""
+        return self._where(self._p("spec.yaml"))
+
     def exists(self) -> bool:
         try:
             return self.fs.get_file_info(self._p("spec.yaml")).type == pafs.FileType.File
         except OSError as exc:
-            raise StoreUnavailableError(f"cannot reach store {self.uri}: {describe_os_error(exc, self.uri)}") \
+            raise StoreUnavailableError(f"cannot reach store {self.shown}: {describe_os_error(exc, self.shown)}") \
                 from None
 
     def check_reachable(self) -> None:
@@ -205,11 +218,11 @@ class SweepStore:
         try:
             data = self._get(self._p("spec.yaml"))
         except FileNotFoundError:
-            raise StoreError(f"{self.uri} is not a sweep folder (no spec.yaml)") from None
+            raise StoreError(f"{self.shown} is not a sweep folder (no spec.yaml)") from None
         except OSError as exc:
             raise StoreUnavailableError(f"cannot read {where}: {describe_os_error(exc, where)}") from None
         try:
-            spec = yaml.safe_load(data)
+            spec = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as exc:
             raise SpecError(yaml_error_line(where, exc) + "; the sweep's frozen spec is damaged: restore it, "
                             "or run the sweep again from its spec file (--force)") from None
@@ -239,9 +252,9 @@ class SweepStore:
             buf = io.BytesIO()
             np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
             data = buf.getvalue()
-            self._put(self._p(ARTIFACTS, run_id, f"{name}.npz"), data)
+            self._put(self._artifact_path(run_id, name), data)
             digests[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        row = {**row, "history_rows": len(records),
+        row = {**row, "history_rows": len(records), "artifact_bytes": sum(d["bytes"] for d in digests.values()),
                "artifact_digests": json.dumps(digests, sort_keys=True) if digests else None}
         self._put(self._p(RUNS, f"{run_id}.parquet"), self._parquet_bytes(pa.Table.from_pylist([row])))
 
@@ -259,7 +272,7 @@ class SweepStore:
             infos = self.fs.get_file_info(selector)
         except OSError as exc:
             raise StoreUnavailableError(f"cannot list {self._where(self._p(sub))}: "
-                                        f"{describe_os_error(exc, self.uri)}") from None
+                                        f"{describe_os_error(exc, self.shown)}") from None
         small, segments = [], []
         for i in infos:
             name = i.base_name
@@ -349,15 +362,26 @@ class SweepStore:
     def read_history(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
         return self.read_history_checked(run_ids)[0]
 
+    def _artifact_path(self, run_id: str, name: str) -> str:
+        # one folder per artifact name: a single listing sizes every run's file
+        return self._p(ARTIFACTS, name, f"{run_id}.npz")
+
+    def _artifact_bytes(self, run_id: str, name: str) -> bytes:
+        path = self._artifact_path(run_id, name)
+        try:
+            return self._get(path)
+        except FileNotFoundError:
+            try:  # the layout of stores written before 0.2
+                return self._get(self._p(ARTIFACTS, run_id, f"{name}.npz"))
+            except FileNotFoundError:
+                raise StoreError(f"artifact {name!r} of run {run_id} is missing ({self._where(path)}); "
+                                 f"`symsweep resume` re-runs the run") from None
+
     def read_artifact(self, run_id: str, name: str, digest: Mapping[str, Any] | None = None
                       ) -> dict[str, np.ndarray]:
         """A run's artifact; with `digest` ({"bytes", "sha256"} from its row) checked first."""
-        path = self._p(ARTIFACTS, run_id, f"{name}.npz")
-        try:
-            data = self._get(path)
-        except FileNotFoundError:
-            raise StoreError(f"artifact {name!r} of run {run_id} is missing ({self._where(path)}); "
-                             f"`symsweep resume` re-runs the run") from None
+        path = self._artifact_path(run_id, name)
+        data = self._artifact_bytes(run_id, name)
         if digest is not None and hashlib.sha256(data).hexdigest() != digest.get("sha256"):
             raise StoreError(f"artifact {name!r} of run {run_id} is damaged (sha256 differs from its row: "
                              f"{self._where(path)}); `symsweep resume` re-runs the run")
@@ -388,60 +412,88 @@ class SweepStore:
             expected = runs.dropna(subset=["history_rows"])
             expected = expected[expected["history_rows"] > 0]
             if not expected.empty:
-                history, unreadable = self.read_history_checked(columns=["run_id"])
-                counts = history["run_id"].value_counts()
+                history, unreadable = self.read_history_arrow(columns=["run_id"])
+                counts = pd.Series(dtype="int64")
+                if history is not None and history.num_rows:
+                    per_run = history.group_by("run_id").aggregate([("run_id", "count")])
+                    counts = pd.Series(per_run.column("run_id_count").to_numpy(),
+                                       index=per_run.column("run_id").to_numpy(zero_copy_only=False))
+                found = counts.reindex(expected["run_id"].to_numpy()).fillna(0).astype("int64").to_numpy()
+                wanted = expected["history_rows"].astype("int64").to_numpy()
                 bad_files = {p.rsplit("/", 1)[-1]: err for p, err in unreadable}
-                for rid, n in zip(expected["run_id"], expected["history_rows"]):
-                    found = int(counts.get(rid, 0))
-                    if found != int(n):
-                        err = bad_files.get(f"{rid}.parquet")
-                        detail = f"unreadable ({err})" if err else f"{found} of {int(n)} records"
-                        damaged.append(Damage(rid, "history", detail))
+                for rid, have, n in zip(expected["run_id"][found != wanted], found[found != wanted],
+                                        wanted[found != wanted]):
+                    err = bad_files.get(f"{rid}.parquet")
+                    detail = f"unreadable ({err})" if err else f"{have} of {n} records"
+                    damaged.append(Damage(rid, "history", detail))
         if "artifact_digests" in runs:
             with_artifacts = runs[runs["artifact_digests"].notna()]
             if not with_artifacts.empty:
                 sizes = self._artifact_sizes()
-                for rid, text in zip(with_artifacts["run_id"], with_artifacts["artifact_digests"]):
+                total = pd.Series(sizes.values(), index=[rid for rid, _ in sizes], dtype="int64")
+                total = total.groupby(level=0).sum()
+                have = total.reindex(with_artifacts["run_id"].to_numpy()).fillna(-1).astype("int64").to_numpy()
+                if "artifact_bytes" in with_artifacts:  # rows of 0.1 have digests only
+                    recorded = with_artifacts["artifact_bytes"].fillna(-2).astype("int64").to_numpy()
+                    suspects = with_artifacts[(have != recorded) | full]
+                else:
+                    suspects = with_artifacts
+                for rid, text in zip(suspects["run_id"], suspects["artifact_digests"]):
                     for name, d in json.loads(text).items():
-                        size = sizes.get(f"{rid}/{name}.npz")
+                        size = sizes.get((rid, name))
                         if size != d["bytes"]:
                             detail = "missing" if size is None else f"{size} bytes, row says {d['bytes']}"
                             damaged.append(Damage(rid, f"artifact {name}", detail))
                         elif full:
-                            data = self._get(self._p(ARTIFACTS, rid, f"{name}.npz"))
+                            data = self._artifact_bytes(rid, name)
                             if hashlib.sha256(data).hexdigest() != d["sha256"]:
                                 damaged.append(Damage(rid, f"artifact {name}", "sha256 differs from the row"))
         return damaged
 
-    def _artifact_sizes(self) -> dict[str, int]:
-        """`<run_id>/<name>.npz` -> size of every artifact file (one listing)."""
+    def _artifact_sizes(self) -> dict[tuple[str, str], int]:
+        """(run_id, name) -> size of every artifact file, from one listing per artifact name."""
         base = self._p(ARTIFACTS)
+        files: list[tuple[str, str, int]] = []  # (folder, file name, size)
         if self.is_local:  # os.scandir is several times faster than a recursive FileSelector
-            out = {}
             try:
-                runs = list(os.scandir(base))
+                folders = [d for d in os.scandir(base) if d.is_dir()]
             except FileNotFoundError:
                 return {}
-            for d in runs:
-                if d.is_dir():
-                    for f in os.scandir(d.path):
-                        if f.is_file() and not f.name.startswith("."):
-                            out[f"{d.name}/{f.name}"] = f.stat().st_size
-            return out
-        infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-        return {i.path[len(base) + 1:]: i.size for i in infos if i.type == pafs.FileType.File}
+            for d in folders:
+                files += [(d.name, f.name, f.stat().st_size) for f in os.scandir(d.path)
+                          if f.name.endswith(".npz") and not f.name.startswith(".")]
+        else:
+            infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+            for i in infos:
+                parts = i.path[len(base) + 1:].split("/")
+                if i.type == pafs.FileType.File and len(parts) == 2 and parts[1].endswith(".npz"):
+                    files.append((parts[0], parts[1], i.size))
+        out = {}
+        old_layout = {folder for folder, _, _ in files if RUN_ID.fullmatch(folder)}
+        for folder, name, size in files:
+            if folder in old_layout:
+                out[(folder, name[:-4])] = size  # artifacts/<run_id>/<name>.npz (before 0.2)
+            else:
+                out[(name[:-4], folder)] = size  # artifacts/<name>/<run_id>.npz
+        return out
 
     def set_aside(self, damaged: Iterable[Damage]) -> list[str]:
         """Move a damaged run's own row file, history file and artifacts to quarantine/ so
         that the run runs again (a row or history held in a segment is superseded by the
         re-run's newer files)."""
-        paths = []
-        for run_id in sorted({d.run_id for d in damaged}):
+        run_ids = sorted({d.run_id for d in damaged})
+        if not run_ids:
+            return []
+        artifacts = self.fs.get_file_info(pafs.FileSelector(self._p(ARTIFACTS), recursive=True,
+                                                            allow_not_found=True))
+        artifact_files = [i.path for i in artifacts if i.type == pafs.FileType.File]
+        paths: list[str] = []
+        for run_id in run_ids:
             for path in (self._p(RUNS, f"{run_id}.parquet"), self._p(HISTORY, f"{run_id}.parquet")):
                 if self.fs.get_file_info(path).type == pafs.FileType.File:
                     paths.append(path)
-            infos = self.fs.get_file_info(pafs.FileSelector(self._p(ARTIFACTS, run_id), allow_not_found=True))
-            paths += [i.path for i in infos if i.type == pafs.FileType.File]
+            paths += [p for p in artifact_files  # artifacts/<name>/<run_id>.npz, or the layout before 0.2
+                      if p.endswith(f"/{run_id}.npz") or f"/{ARTIFACTS}/{run_id}/" in p]
         return self.quarantine(paths)
 
     def quarantine(self, paths: Iterable[str]) -> list[str]:
@@ -579,7 +631,7 @@ class SweepStore:
             elif not force:
                 since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("started_at", 0)))
                 raise LockError(
-                    f"sweep {self.uri} is being run by pid {holder.get('pid')} on {holder.get('host')} "
+                    f"sweep {self.shown} is being run by pid {holder.get('pid')} on {holder.get('host')} "
                     f"since {since}; wait for it, or pass --force-unlock if that driver is gone"
                 )
             try:
@@ -590,7 +642,7 @@ class SweepStore:
                 raise StoreError(describe_os_error(exc, self._where(path))) from None
             if exclusive_create(self.location, path, data, self.root):
                 return holder
-        raise LockError(f"sweep {self.uri}: another driver took the lock just now")
+        raise LockError(f"sweep {self.shown}: another driver took the lock just now")
 
     def lock_holder(self) -> dict | None:
         try:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from orchestrator.errors import SpecChangedError, StoreError
@@ -72,26 +73,29 @@ class RunOptions:
 
 
 def make_plan(spec: SweepSpec, store: SweepStore, retry_failed: bool = False, check_outputs: bool = True,
-              verify: bool = False) -> Plan:
+              verify: bool = False, runs: list[RunSpec] | None = None) -> Plan:
     """The runs of `spec` that `store` still lacks. `check_outputs`: a run whose history or
     artifacts do not match its row counts as missing (`verify`: compare every artifact's sha256)."""
-    runs = expand(spec)
-    ledger = store.read_ledger(columns=["run_id", "status", "attempt", "history_rows", "artifact_digests"])
+    runs = expand(spec) if runs is None else runs  # `runs`: expand(spec) computed already
+    planned = {r.run_id for r in runs}
+    ledger = store.read_ledger(columns=["run_id", "status", "attempt", "history_rows", "artifact_bytes",
+                                        "artifact_digests"])
     rows = ledger.runs
-    planned_ids = {r.run_id for r in runs}
-    recorded = dict(zip(rows["run_id"], rows["status"])) if not rows.empty else {}
-    damaged = store.check_outputs(rows[rows["run_id"].isin(planned_ids)], full=verify) \
-        if check_outputs and not rows.empty else []
+    ids = rows["run_id"].to_numpy(dtype=object)
+    mine = np.fromiter((i in planned for i in ids), bool, len(ids))
+    damaged = store.check_outputs(rows[mine], full=verify) if check_outputs and mine.any() else []
     broken = {d.run_id for d in damaged}
-    status = {rid: s for rid, s in recorded.items() if rid in planned_ids and rid not in broken}
+    status = {rid: s for rid, s in zip(ids[mine], rows["status"].to_numpy(dtype=object)[mine])
+              if rid not in broken}
     done = (COMPLETED, DIVERGED) if retry_failed else FINAL
     pending = [r for r in runs if status.get(r.run_id) not in done]
     attempts = {}
-    if not rows.empty and "attempt" in rows:
-        attempts = {rid: int(a) for rid, a in zip(rows["run_id"], rows["attempt"]) if a == a and a is not None}
+    if pending and "attempt" in rows:  # carried into the trials, so that a re-run counts on
+        wanted = {r.run_id for r in pending}
+        attempts = {rid: int(a) for rid, a in zip(ids, rows["attempt"].to_numpy()) if rid in wanted and a == a}
     return Plan(spec=spec, store=store, runs=runs, status=status, pending=pending,
                 trials=pack(pending, spec.runs_per_trial, attempts),
-                extra_rows=len(set(recorded) - planned_ids), corrupt=ledger.corrupt, damaged=damaged)
+                extra_rows=int(len(ids) - mine.sum()), corrupt=ledger.corrupt, damaged=damaged)
 
 
 def check_frozen_spec(spec: SweepSpec, store: SweepStore, force: bool) -> None:
@@ -100,7 +104,7 @@ def check_frozen_spec(spec: SweepSpec, store: SweepStore, force: bool) -> None:
         return
     frozen = store.read_spec()
     try:
-        old = spec_from_dict(frozen, source=f"{store.uri}/spec.yaml").science()
+        old = spec_from_dict(frozen, source=store.spec_shown).science()
     except Exception as exc:  # noqa: BLE001 - e.g. the task changed its config fields
         old = {"unreadable": str(exc)}
     new = spec.science()
@@ -108,7 +112,7 @@ def check_frozen_spec(spec: SweepSpec, store: SweepStore, force: bool) -> None:
         diff = [k for k in sorted(set(old) | set(new)) if _canonical(old.get(k)) != _canonical(new.get(k))]
         details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
         raise SpecChangedError(
-            f"{store.uri} was started with a different spec ({details}). Runs would mix two sweeps: "
+            f"{store.shown} was started with a different spec ({details}). Runs would mix two sweeps: "
             f"use another --results folder or sweep name, or pass --force to re-plan with the new spec "
             f"(existing rows are kept)."
         )
@@ -168,14 +172,14 @@ def run_sweep(spec: SweepSpec, store: SweepStore | str, executor: Executor, opti
     try:
         stale = store.acquire_lock(force=options.force_unlock)
         try:
-            return _run_locked(spec, store, executor, options, echo, stale)
+            return _run_locked(spec, store, executor, options, echo, stale, preview.runs)
         finally:
             store.release_lock()
     finally:
         executor.close()
 
 
-def _run_locked(spec, store, executor, options, echo, stale) -> SweepOutcome:
+def _run_locked(spec, store, executor, options, echo, stale, runs) -> SweepOutcome:
     if stale.get("unreadable"):
         echo("note: took over an unreadable lock file (a lock is written whole, so it was no live driver's)")
     elif stale.get("stale"):
@@ -187,20 +191,21 @@ def _run_locked(spec, store, executor, options, echo, stale) -> SweepOutcome:
         echo(f"note: removed {len(leftovers)} temp files that killed writers left behind")
     if not store.exists() or options.force:
         store.write_spec(spec.to_dict())
-    plan = make_plan(spec, store, options.retry_failed, verify=options.verify)
+    plan = make_plan(spec, store, options.retry_failed, verify=options.verify, runs=runs)
     quarantined = store.quarantine(p for p, _ in plan.corrupt) if plan.corrupt else []
     for path, err in plan.corrupt:
-        echo(f"warning: unreadable run file moved to quarantine/, its run runs again: {path} ({err})")
+        echo(f"warning: unreadable run file moved to quarantine/, its runs run again: {store.shown_path(path)} "
+             f"({err})")
     if plan.damaged:
         quarantined += store.set_aside(plan.damaged)
         for d in plan.damaged:
             echo(f"warning: run {d.run_id}: {d.what} damaged ({d.detail}); its files moved to quarantine/, "
                  f"it runs again")
     if quarantined:
-        plan = make_plan(spec, store, options.retry_failed)
+        plan = make_plan(spec, store, options.retry_failed, runs=runs)
     already = len(plan.runs) - len(plan.pending)
     echo(f"sweep {spec.name!r} (task {spec.task}): {len(plan.runs)} runs planned, {already} already done, "
-         f"{len(plan.pending)} to run in {len(plan.trials)} trials -> {store.uri}")
+         f"{len(plan.pending)} to run in {len(plan.trials)} trials -> {store.shown}")
     report = ExecutionReport()
     if plan.trials:
         runner = TrialRunner(store_uri=store.uri, sweep=spec.name, cpus_per_trial=spec.resources.cpus,
@@ -215,7 +220,7 @@ def _run_locked(spec, store, executor, options, echo, stale) -> SweepOutcome:
             progress.close()
     store.compact()  # everything: no trial is live any more
     # the counts after the run (damage was repaired above; what just ran was written whole)
-    after = make_plan(spec, store, retry_failed=False, check_outputs=False) if plan.trials else plan
+    after = make_plan(spec, store, retry_failed=False, check_outputs=False, runs=runs) if plan.trials else plan
     return SweepOutcome(plan=after, report=report, counts=after.counts(), quarantined=quarantined)
 
 
@@ -225,7 +230,7 @@ def open_sweep(path: str) -> tuple[SweepSpec, SweepStore]:
     store.check_reachable()
     if not store.exists():
         raise StoreError(f"{path} is not a sweep folder (no spec.yaml); expected RESULTS/<sweep name>")
-    spec = spec_from_dict(store.read_spec(), source=f"{store.uri}/spec.yaml")
+    spec = spec_from_dict(store.read_spec(), source=store.spec_shown)
     return spec, store
 
 

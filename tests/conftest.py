@@ -1,6 +1,7 @@
 """Shared fixtures: run the real `symsweep` CLI as a subprocess, write small specs."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -29,11 +30,14 @@ def ledger(sweep_dir) -> "pd.DataFrame":
 
 
 def raw_rows(sweep_dir) -> "pd.DataFrame":
-    """Every row of every run file and segment, duplicates included."""
+    """Every row of every run file and segment, duplicates included (a path or a URI)."""
     import pandas as pd
-    import pyarrow.parquet as pq
-    files = sorted(Path(sweep_dir, "runs").glob("*.parquet"))
-    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True) if files else pd.DataFrame()
+    from orchestrator.store import RUNS, SweepStore
+    store = SweepStore(str(sweep_dir))
+    small, segments = store._sources(RUNS)
+    tables, corrupt = store._read_tables(small + segments)
+    assert not corrupt, corrupt
+    return pd.concat([t.to_pandas() for _, t in tables], ignore_index=True) if tables else pd.DataFrame()
 
 
 def assert_ran_once(sweep_dir, planned: int) -> "pd.DataFrame":
@@ -61,6 +65,65 @@ def write_spec(tmp_path):
         path.write_text(textwrap.dedent(text))
         return path
     return write
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """moto's standalone S3 server on 127.0.0.1 (a real S3 API over HTTP), and a bucket."""
+
+    bucket = "symsweep-test"
+
+    def __init__(self):
+        from moto.server import ThreadedMotoServer
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        # what every process that talks to it needs (drivers, Ray workers): the standard AWS variables
+        self.env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": self.endpoint,
+                    "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def start(self) -> "S3Server":
+        import boto3
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        self.server.start()
+        self.client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                                   aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.client.create_bucket(Bucket=self.bucket)
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def uri(self, prefix: str) -> str:
+        return f"s3://{self.bucket}/{prefix}"
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """One S3 server for the session; the AWS variables are set in this process too (and so
+    reach every subprocess and Ray worker it starts), and restored at the end."""
+    pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
+    server = S3Server().start()
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    yield server
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,31 @@ def test_killing_the_worker_node_mid_sweep_loses_and_doubles_nothing(cluster, tm
     assert runs["trial_id"].nunique() == 6
 
 
+def test_killing_the_worker_node_with_results_on_s3_loses_and_doubles_nothing(s3, cluster, tmp_path):
+    """The same, with every node reading and writing the results on an S3 server (the nodes
+    got the AWS variables from the s3 fixture, which is set up before the cluster)."""
+    cluster.add_worker("worker", tmp_path / "ray-logs", cpus=2)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.format(sleep=0.4, seeds=12, per_trial=2, cpus=1, gpus=0))
+    results = s3.uri(f"cluster-{tmp_path.name}")
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--results", results,
+                               "--address", cluster.address], cwd=REPO, env=cluster.env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(ledger(f"{results}/clu")) < 2:
+        time.sleep(0.3)
+    cluster.kill("worker")
+    out, err = driver.communicate(timeout=300)
+    if driver.returncode != 0:
+        res = subprocess.run([sys.executable, "-m", "orchestrator.cli", "resume", f"{results}/clu",
+                              "--address", cluster.address], cwd=REPO, env=cluster.env(), capture_output=True,
+                             text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+    runs = assert_ran_once(f"{results}/clu", 12)
+    assert set(runs["status"]) == {"completed"}
+    assert not any(".tmp-" in k for k in s3.keys(f"cluster-{tmp_path.name}/"))
+
+
 def test_killing_the_driver_then_resume_completes_the_sweep(cluster, tmp_path):
     cluster.add_worker("worker", tmp_path / "ray-logs", cpus=2)
     spec = tmp_path / "spec.yaml"

@@ -120,10 +120,10 @@ def test_a_damaged_history_or_artifact_is_listed_and_its_run_runs_again(sweep):
     table = pq.read_table(seg)
     pq.write_table(table.filter(pc.not_equal(table["run_id"], victim)), seg)
     # artifact: truncated (found by size) and flipped in place (found by --verify)
-    npz = sweep / "artifacts" / other / "weights.npz"
+    npz = sweep / "artifacts" / "weights" / f"{other}.npz"
     npz.write_bytes(npz.read_bytes()[:-10])
     third = runs["run_id"].iloc[2]
-    npz3 = sweep / "artifacts" / third / "weights.npz"
+    npz3 = sweep / "artifacts" / "weights" / f"{third}.npz"
     data = bytearray(npz3.read_bytes())
     data[-30] ^= 0xFF
     npz3.write_bytes(bytes(data))

@@ -20,10 +20,11 @@ def test_write_and_read_a_run(tmp_path):
     store.write_run(ROW, [{"step": 0, "loss": 2.0, "acc": 0.1}, {"step": 1, "loss": 1.0}],
                     {"weights": {"w": np.arange(3.0)}})
     runs = store.read_runs()
-    digest = {"weights": {"bytes": (tmp_path / "s" / "artifacts" / "r1" / "weights.npz").stat().st_size,
-                          "sha256": hashlib.sha256((tmp_path / "s" / "artifacts" / "r1" / "weights.npz")
+    digest = {"weights": {"bytes": (tmp_path / "s" / "artifacts" / "weights" / "r1.npz").stat().st_size,
+                          "sha256": hashlib.sha256((tmp_path / "s" / "artifacts" / "weights" / "r1.npz")
                                                    .read_bytes()).hexdigest()}}
-    assert runs.to_dict("records") == [{**ROW, "history_rows": 3, "artifact_digests": json.dumps(digest)}]
+    assert runs.to_dict("records") == [{**ROW, "history_rows": 3, "artifact_bytes": digest["weights"]["bytes"],
+                                        "artifact_digests": json.dumps(digest)}]
     hist = store.read_history()
     assert sorted(hist.itertuples(index=False)) == [("r1", 0, "acc", 0.1), ("r1", 0, "loss", 2.0), ("r1", 1, "loss", 1.0)]
     np.testing.assert_array_equal(store.read_artifact("r1", "weights")["w"], np.arange(3.0))
@@ -83,3 +84,65 @@ def test_uri_store_through_pyarrow_fs(tmp_path):
     store = SweepStore(f"file://{tmp_path}/u")
     store.write_run(ROW)
     assert list(store.read_runs()["run_id"]) == ["r1"]
+
+
+# ----------------------------------------------------------------------------- segments
+
+
+def _row(rid: str, status: str = "completed", attempt: int = 1, t: float = 0.0) -> dict:
+    import datetime as dt
+    return {"run_id": rid, "status": status, "attempt": attempt,
+            "finished_at": dt.datetime.fromtimestamp(1e9 + t, dt.timezone.utc), "metric_acc": float(attempt)}
+
+
+def test_compaction_folds_small_files_and_readers_see_the_same_rows(tmp_path):
+    store = SweepStore(str(tmp_path / "s"))
+    for i in range(5):
+        store.write_run(_row(f"r{i}"), [{"step": 0, "loss": float(i)}], {"w": {"a": np.arange(i + 1)}})
+    before, history = store.read_runs().sort_values("run_id"), store.read_history().sort_values("run_id")
+    done = store.compact(["r0", "r1", "r2"])  # a driver folds only finished trials' runs
+    assert (done.rows, done.history_rows, done.removed) == (3, 3, 6)
+    assert store.file_counts() == {"runs_files": 2, "runs_segments": 1, "history_files": 2, "history_segments": 1}
+    store.compact()
+    assert store.file_counts() == {"runs_files": 0, "runs_segments": 2, "history_files": 0, "history_segments": 2}
+    after = store.read_runs().sort_values("run_id")
+    assert after.reset_index(drop=True).equals(before.reset_index(drop=True))
+    assert store.read_history().sort_values("run_id").reset_index(drop=True).equals(history.reset_index(drop=True))
+    assert store.check_outputs(after) == []
+    assert store.run_record("r0") is None  # folded: a retried trial never sees it (it never retries one)
+
+
+def test_a_crash_between_segment_and_removal_leaves_duplicates_that_readers_drop(tmp_path):
+    store = SweepStore(str(tmp_path / "s"))
+    for i in range(3):
+        store.write_run(_row(f"r{i}"), [{"step": 0, "loss": 1.0}])
+    smalls = {p: open(p, "rb").read() for p in map(str, (tmp_path / "s").rglob("r*.parquet"))}
+    store.compact()
+    for p, data in smalls.items():  # as if the removal had never happened
+        open(p, "wb").write(data)
+    runs = store.read_runs()
+    assert sorted(runs["run_id"]) == ["r0", "r1", "r2"] and len(store.read_history()) == 3
+    assert store.check_outputs(runs) == []
+
+
+def test_a_rerun_supersedes_the_row_and_history_in_a_segment(tmp_path):
+    store = SweepStore(str(tmp_path / "s"))
+    store.write_run(_row("r1", "failed", 1), [{"step": 0, "loss": 9.0}, {"step": 1, "loss": 8.0}])
+    store.compact()
+    store.write_run(_row("r1", "completed", 2, t=5), [{"step": 0, "loss": 1.0}])  # --retry-failed
+    runs = store.read_runs()
+    assert runs[["status", "attempt"]].values.tolist() == [["completed", 2]]
+    assert store.read_history()["value"].tolist() == [1.0]  # the newest file's records only
+    store.compact()
+    assert store.read_runs()["attempt"].tolist() == [2] and store.read_history()["value"].tolist() == [1.0]
+
+
+def test_many_segments_are_merged_into_one(tmp_path):
+    store = SweepStore(str(tmp_path / "s"))
+    for i in range(10):
+        store.write_run(_row(f"r{i}"), [{"step": 0, "loss": float(i)}])
+        store.compact()
+    counts = store.file_counts()
+    assert counts["runs_segments"] < 8 and counts["history_segments"] < 8
+    assert sorted(store.read_runs()["run_id"]) == [f"r{i}" for i in range(10)]
+    assert sorted(store.read_history()["value"]) == [float(i) for i in range(10)]
