@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a sweep folder or a results root holding several sweeps (default: results)")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
 
+    p = sub.add_parser("export", help="export a sweep to TensorBoard event files or into MLflow")
+    p.add_argument("target", choices=("tensorboard", "mlflow"))
+    p.add_argument("sweep_dir")
+    p.add_argument("--out", help="tensorboard: the log folder to write (then: tensorboard --logdir OUT)")
+    p.add_argument("--uri", help="mlflow: the tracking URI (http://host:5000, sqlite:///mlflow.db, ...)")
+    p.add_argument("--experiment", help="mlflow: the experiment (default: the sweep name)")
+
     p = sub.add_parser("compact", help="fold a sweep's small run and history files into segment files")
     p.add_argument("sweep_dir")
 
@@ -216,6 +223,38 @@ def _cmd_status(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from orchestrator.export import export_mlflow, export_tensorboard
+    from orchestrator.sweep import open_sweep
+    _, store = open_sweep(args.sweep_dir)
+    if args.target == "tensorboard":
+        if not args.out:
+            raise SpecError("export tensorboard needs --out LOGDIR")
+        n = _export_guarded(lambda: export_tensorboard(store, args.out))
+        print(f"wrote {n} runs to {args.out}; view them with: tensorboard --logdir {args.out}")
+        return 0
+    if not args.uri:
+        raise SpecError("export mlflow needs --uri TRACKING_URI")
+    done, skipped = _export_guarded(
+        lambda: export_mlflow(store, args.uri, args.experiment))
+    print(f"exported {done} runs to {args.uri} ({skipped} already there)")
+    return 0
+
+
+def _export_guarded(fn):
+    """An export that cannot reach its target is one line, exit 2."""
+    try:
+        return fn()
+    except SymsweepError:
+        raise
+    except (OSError, ImportError) as exc:
+        raise SpecError(f"export failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+    except Exception as exc:  # noqa: BLE001 - MLflow's client raises its own exception types
+        if type(exc).__module__.startswith(("mlflow", "requests", "urllib3")):
+            raise SpecError(f"export failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+        raise
+
+
 def _cmd_compact(args) -> int:
     from orchestrator.sweep import open_sweep
     _, store = open_sweep(args.sweep_dir)
@@ -326,6 +365,7 @@ def _cmd_data(args) -> int:
 
 
 COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "status": _cmd_status, "compact": _cmd_compact,
+            "export": _cmd_export,
             "aggregate": _cmd_aggregate, "query": _cmd_query, "report": _cmd_report, "tasks": _cmd_tasks,
             "data": _cmd_data}
 

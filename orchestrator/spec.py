@@ -66,6 +66,8 @@ class SweepSpec:
     """--set overrides that shrink this spec to a seconds-long budget (used by the tests)."""
     aggregate: Mapping[str, Any] = field(default_factory=dict)
     """Settings of the task's aggregation (e.g. RD bins); not part of the runs' identity."""
+    tracking: Mapping[str, Any] = field(default_factory=dict)
+    """Experiment trackers that mirror the runs live, e.g. {mlflow: URI, experiment: NAME}."""
 
     def science(self) -> dict:
         """What defines the runs: a change here changes the sweep (resume refuses it)."""
@@ -90,6 +92,7 @@ class SweepSpec:
             "max_runs": self.max_runs,
             "smoke": _plain(dict(self.smoke)),
             "aggregate": _plain(dict(self.aggregate)),
+            "tracking": _plain(dict(self.tracking)),
         }
 
 
@@ -121,7 +124,7 @@ class Trial:
 
 TOP_LEVEL_KEYS = (
     "name", "task", "description", "fixed", "axes", "seeds", "resources",
-    "runs_per_trial", "max_failures", "max_runs", "smoke", "aggregate",
+    "runs_per_trial", "max_failures", "max_runs", "smoke", "aggregate", "tracking",
 )
 # A sweep name is one plain path segment: it names the sweep's folder under the results root.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -208,6 +211,8 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
     for key in ("smoke", "aggregate"):
         if not isinstance(raw.get(key) or {}, dict):
             raise SpecError(f"{source}: '{key}' must be a mapping")
+    from orchestrator.tracking import check_tracking
+    tracking = check_tracking(raw.get("tracking") or {}, source)
     spec = SweepSpec(
         name=name,
         task=task.name,
@@ -221,6 +226,7 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
         description=str(raw.get("description") or ""),
         smoke=raw.get("smoke") or {},
         aggregate=raw.get("aggregate") or {},
+        tracking=tracking,
     )
     build_settings(task, spec.aggregate, source)
     grid_points(spec)  # builds every config once, so invalid combinations fail here
@@ -410,14 +416,14 @@ def _parse_override(item: str) -> tuple[str, Any]:
 def _apply_spec_override(raw: dict, key: str, value: Any) -> bool:
     """Apply a `--set` of a spec key (name, seeds, resources.cpus, aggregate.bins, ...).
     Returns False for a task parameter, which is applied once the task is known."""
-    if key.startswith(("resources.", "aggregate.")):
+    if key.startswith(("resources.", "aggregate.", "tracking.")):
         section, sub = key.split(".", 1)
         if not isinstance(raw.get(section) or {}, dict):
             raise SpecError(f"{section} must be a mapping")
         raw[section] = raw.get(section) or {}
         raw[section][sub] = value
         return True
-    if key in ("fixed", "axes", "smoke", "resources", "aggregate"):
+    if key in ("fixed", "axes", "smoke", "resources", "aggregate", "tracking"):
         raise SpecError(f"--set {key}=...: set one entry (e.g. --set epochs=1 or --set resources.cpus=2)")
     if key in TOP_LEVEL_KEYS:
         raw[key] = value

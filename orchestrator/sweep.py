@@ -23,6 +23,7 @@ from orchestrator.executors import ExecutionReport, Executor
 from orchestrator.progress import Progress
 from orchestrator.spec import RunSpec, SweepSpec, Trial, expand, pack, spec_from_dict
 from orchestrator.store import COMPACT_EVERY, Damage, SweepStore
+from orchestrator.tracking import Trackers
 from orchestrator.worker import TrialRunner, git_commit
 from tasks import COMPLETED, DIVERGED, FAILED
 
@@ -210,7 +211,8 @@ def _run_locked(spec, store, executor, options, echo, stale, runs) -> SweepOutco
     if plan.trials:
         runner = TrialRunner(store_uri=store.uri, sweep=spec.name, cpus_per_trial=spec.resources.cpus,
                              data_root=options.data_root, git_commit=git_commit(),
-                             retry_failed=options.retry_failed)
+                             retry_failed=options.retry_failed,
+                             trackers=Trackers(spec.tracking, spec.name) if spec.tracking else None)
         progress = Progress(spec.name, total=len(plan.runs), already_done=already)
         compactor = Compactor(store, options.compact_every,
                               {t.trial_id: [rid for rid, _ in t.runs] for t in plan.trials})

@@ -25,6 +25,7 @@ import numpy as np
 import tasks as task_registry
 from orchestrator.spec import Trial, config_from_dict
 from orchestrator.store import SweepStore
+from orchestrator.tracking import RunInfo, Trackers
 
 ProgressFn = Callable[[dict], None]
 
@@ -86,6 +87,8 @@ class WorkerContext:
     data_root: str | None
     num_threads: int
     on_log: Callable[[int, dict], None] | None = None
+    tracked: Any = None
+    """The run's trackers (orchestrator.tracking.RunTrackers), when the sweep has any."""
     history: list[dict] = field(default_factory=list)
     artifacts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
@@ -115,6 +118,8 @@ class TrialRunner:
     data_root: str | None = None
     git_commit: str | None = None
     retry_failed: bool = False
+    trackers: Trackers | None = None
+    """Experiment trackers mirroring each run live (best effort; see orchestrator.tracking)."""
 
     def __call__(self, trial: Trial, report: ProgressFn | None = None) -> dict:
         store = SweepStore(self.store_uri)
@@ -147,7 +152,7 @@ class TrialRunner:
         if task.run_many is not None and len(todo) > 1:
             todo = self._run_many(task, config, trial, cfg_columns, todo, attempts, store, device, threads, finish)
         for run_id, seed in todo:
-            ctx = WorkerContext(device=device, data_root=self.data_root, num_threads=threads)
+            ctx = self._context(trial, run_id, seed, attempts[run_id], device, threads)
             seed_everything(seed)
             started = time.time()
             outcome = _call(lambda: task.run(config, seed, ctx))
@@ -156,11 +161,21 @@ class TrialRunner:
             finish(outcome[0])
         return counts
 
+    def _context(self, trial: Trial, run_id: str, seed: int, attempt: int, device: str, threads: int
+                 ) -> WorkerContext:
+        """A run's context; with trackers configured, its ctx.log also goes to them, live."""
+        ctx = WorkerContext(device=device, data_root=self.data_root, num_threads=threads)
+        if self.trackers:
+            ctx.tracked = self.trackers.start(RunInfo(
+                run_id=run_id, sweep=self.sweep, task=trial.task, seed=int(seed), trial_id=trial.trial_id,
+                attempt=attempt, config=trial.config, git_commit=self.git_commit))
+            ctx.on_log = ctx.tracked.log
+        return ctx
+
     # A vectorized batch of seeds. Seeds it leaves without a result (the batch raised)
     # fall back to one-by-one runs, so one bad seed cannot fail its neighbours.
     def _run_many(self, task, config, trial, cfg_columns, todo, attempts, store, device, threads, finish):
-        contexts = {seed: WorkerContext(device=device, data_root=self.data_root, num_threads=threads)
-                    for _, seed in todo}
+        contexts = {seed: self._context(trial, rid, seed, attempts[rid], device, threads) for rid, seed in todo}
         ids = dict((seed, rid) for rid, seed in todo)
         seed_everything(todo[0][1])
         started = time.time()
@@ -196,8 +211,13 @@ class TrialRunner:
         row.update(cfg_columns)
         for k, v in (result.metrics if result else {}).items():
             row[f"metric_{k}"] = None if v is None else float(v)
-        store.write_run(row, ctx.history or (result.history if result else []),
-                        {**(result.artifacts if result else {}), **ctx.artifacts})
+        history = ctx.history or (result.history if result else [])
+        store.write_run(row, history, {**(result.artifacts if result else {}), **ctx.artifacts})
+        if ctx.tracked is not None:  # after the row: the ledger first, the mirror second
+            if not ctx.history:
+                for rec in history:
+                    ctx.tracked.log(rec["step"], {k: v for k, v in rec.items() if k != "step"})
+            ctx.tracked.end(status, result.metrics if result else {}, error)
 
 
 def _config_columns(config_cls, config: dict) -> dict:

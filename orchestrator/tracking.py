@@ -1,0 +1,275 @@
+"""Experiment trackers: mirrors of the ledger where researchers already look (MLflow, ...).
+
+A tracker sees each run on the worker that runs it, as it runs:
+
+    on_run_start(run)          run: RunInfo (ids, sweep, task, seed, trial, config, host, commit)
+    on_log(step, metrics)      every ctx.log of the task, while it trains
+    on_run_end(status, metrics, error)
+                               status: completed | failed | diverged
+
+Trackers are best effort: the Parquet ledger alone decides whether a run is done. A
+tracker that raises is switched off for the rest of the worker process, said once on
+stderr, and never fails or stalls a run (MLflow's HTTP timeout is bounded here too).
+
+The spec's `tracking:` section configures them: `mlflow: URI` (+ `experiment: NAME`,
+default the sweep name) is built in; any other key names a tracker that a package
+registers in the `symsweep.trackers` entry-point group as `factory(settings, sweep) ->
+Tracker`, with the key's value as its settings (see docs: a W&B tracker in 30 lines).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable, Mapping, Protocol
+
+from orchestrator.errors import SpecError
+
+ENTRY_POINT_GROUP = "symsweep.trackers"
+BUILTIN = ("mlflow", "experiment")
+# MLflow's client retries a dead server for minutes by default; a mirror must not.
+MLFLOW_HTTP_TIMEOUT_S = "5"
+MLFLOW_HTTP_RETRIES = "0"
+FLUSH_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    sweep: str
+    task: str
+    seed: int
+    trial_id: str
+    attempt: int
+    config: Mapping[str, Any]
+    host: str = field(default_factory=socket.gethostname)
+    git_commit: str | None = None
+
+
+class Tracker(Protocol):
+    def on_run_start(self, run: RunInfo) -> None: ...
+
+    def on_log(self, step: int, metrics: Mapping[str, float]) -> None: ...
+
+    def on_run_end(self, status: str, metrics: Mapping[str, float | None], error: str | None) -> None: ...
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def check_tracking(settings: Mapping[str, Any], source: str = "spec") -> dict:
+    """Validate a spec's `tracking:` section; return it as plain data."""
+    if not isinstance(settings, Mapping):
+        raise SpecError(f"{source}: 'tracking' must be a mapping (e.g. {{mlflow: http://host:5000}})")
+    plugins = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    unknown = [k for k in settings if k not in BUILTIN and k not in plugins]
+    if unknown:
+        raise SpecError(f"{source}: tracking: unknown key(s) {', '.join(map(repr, unknown))}; allowed: "
+                        f"{', '.join([*BUILTIN, *sorted(plugins)])}")
+    if "experiment" in settings and "mlflow" not in settings:
+        raise SpecError(f"{source}: tracking.experiment names an MLflow experiment: set tracking.mlflow too")
+    for key in ("mlflow", "experiment"):
+        if key in settings and (not isinstance(settings[key], str) or not settings[key]):
+            raise SpecError(f"{source}: tracking.{key} must be a non-empty string, got {settings[key]!r}")
+    if "mlflow" in settings:
+        require("mlflow", extra="mlflow", what="tracking.mlflow")
+    return dict(settings)
+
+
+def require(module: str, extra: str, what: str) -> None:
+    """One line naming the extra to install when an optional client is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise SpecError(f"{what} needs the {module} package: pip install 'symsweep[{extra}]' "
+                        f"(or pip install {module})")
+
+
+# ----------------------------------------------------------------------------- worker side
+
+
+class Trackers:
+    """The trackers of one sweep, as a worker process uses them. Picklable (it travels to
+    Ray workers as settings); the clients are built on first use, once per process."""
+
+    def __init__(self, settings: Mapping[str, Any], sweep: str):
+        self.settings = dict(settings)
+        self.sweep = sweep
+
+    def __getstate__(self) -> dict:
+        return {"settings": self.settings, "sweep": self.sweep}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["settings"], state["sweep"])
+
+    def __bool__(self) -> bool:
+        return bool(self.settings)
+
+    def start(self, run: RunInfo) -> "RunTrackers":
+        return RunTrackers([t for t in (_safe(name, factory) for name, factory in self._factories()) if t], run)
+
+    def _factories(self) -> list[tuple[str, Callable[[], Tracker]]]:
+        out = []
+        if "mlflow" in self.settings:
+            uri, experiment = self.settings["mlflow"], self.settings.get("experiment") or self.sweep
+            out.append(("mlflow", lambda: MlflowTracker(uri, experiment)))
+        plugins = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        for name, value in self.settings.items():
+            if name in plugins:
+                out.append((name, lambda ep=plugins[name], v=value: ep.load()(v, self.sweep)))
+        return out
+
+
+# one switch per tracker name and process: once a tracker failed it stays off (said once)
+_DISABLED: dict[str, str] = {}
+
+
+def _safe(name: str, factory: Callable[[], Tracker]) -> "_SafeTracker | None":
+    if name in _DISABLED:
+        return None
+    return _SafeTracker(name, factory)
+
+
+class _SafeTracker:
+    """Calls a tracker; the first exception switches it off for this process, said once."""
+
+    def __init__(self, name: str, factory: Callable[[], Tracker]):
+        self.name = name
+        self.tracker = self._call(factory)
+
+    def _call(self, fn, *args):
+        if self.name in _DISABLED:
+            return None
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - a mirror never fails a run
+            text = " ".join(str(exc).split())[:200] or type(exc).__name__
+            _DISABLED[self.name] = text
+            print(f"warning: tracking: {self.name} unavailable ({type(exc).__name__}: {text}); runs go on, "
+                  f"recorded in the Parquet ledger only (this worker stops sending to {self.name})",
+                  file=sys.stderr, flush=True)
+            return None
+
+    def __getattr__(self, method: str):
+        def call(*args):
+            if self.tracker is not None and self.name not in _DISABLED:
+                self._call(getattr(self.tracker, method), *args)
+        return call
+
+
+class RunTrackers:
+    """Every tracker of one run."""
+
+    def __init__(self, trackers: list[_SafeTracker], run: RunInfo):
+        self.trackers = trackers
+        for t in trackers:
+            t.on_run_start(run)
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        for t in self.trackers:
+            t.on_log(step, metrics)
+
+    def end(self, status: str, metrics: Mapping[str, float | None], error: str | None) -> None:
+        for t in self.trackers:
+            t.on_run_end(status, metrics, error)
+
+
+# ----------------------------------------------------------------------------- MLflow
+
+
+_EXPERIMENTS: dict[tuple[str, str], str] = {}
+
+
+def mlflow_client(uri: str):
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", MLFLOW_HTTP_TIMEOUT_S)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", MLFLOW_HTTP_RETRIES)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # one line per run otherwise
+    from mlflow.tracking import MlflowClient
+    return MlflowClient(tracking_uri=uri)
+
+
+def mlflow_experiment(client, uri: str, name: str) -> str:
+    """The id of experiment `name`, created if missing (once per process)."""
+    key = (uri, name)
+    if key not in _EXPERIMENTS:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            try:
+                _EXPERIMENTS[key] = client.create_experiment(name)
+            except Exception:  # noqa: BLE001 - another worker created it first
+                _EXPERIMENTS[key] = client.get_experiment_by_name(name).experiment_id
+        else:
+            _EXPERIMENTS[key] = found.experiment_id
+    return _EXPERIMENTS[key]
+
+
+def mlflow_params(config: Mapping[str, Any]) -> dict[str, str]:
+    """A resolved config as MLflow params (values as text, at most MLflow's 6000 characters)."""
+    import json
+    return {k: (v if isinstance(v, str) else json.dumps(v))[:6000] for k, v in config.items()}
+
+
+MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "diverged": "FAILED"}
+
+
+class MlflowTracker:
+    """One MLflow run per symsweep run, created when the run starts, on its worker.
+
+    Params: the resolved config. Tags: symsweep.run_id / sweep / task / seed / trial /
+    attempt / host / git_commit / status. Metrics: each ctx.log as a metric step (sent in
+    batches at most once a second), then the final metrics at the last step. An MLflow
+    run left RUNNING by a killed attempt of the same symsweep run is marked KILLED.
+    """
+
+    def __init__(self, uri: str, experiment: str):
+        self.uri = uri
+        self.client = mlflow_client(uri)
+        self.experiment_id = mlflow_experiment(self.client, uri, experiment)
+        self.mlflow_run_id: str | None = None
+        self.pending: list = []
+        self.last_flush = time.monotonic()
+        self.last_step = 0
+
+    def on_run_start(self, run: RunInfo) -> None:
+        from mlflow.entities import Param
+        stale = self.client.search_runs([self.experiment_id],
+                                        filter_string=f"tags.`symsweep.run_id` = '{run.run_id}' "
+                                                      f"and attributes.status = 'RUNNING'")
+        for old in stale:  # an attempt that was killed mid-run: its ledger row never came
+            self.client.set_terminated(old.info.run_id, status="KILLED")
+        tags = {"symsweep.run_id": run.run_id, "symsweep.sweep": run.sweep, "symsweep.task": run.task,
+                "symsweep.seed": str(run.seed), "symsweep.trial": run.trial_id, "symsweep.attempt": str(run.attempt),
+                "symsweep.host": run.host, "symsweep.git_commit": run.git_commit or "unknown"}
+        created = self.client.create_run(self.experiment_id, tags=tags,
+                                         run_name=f"{run.task}-s{run.seed}-{run.run_id[:8]}")
+        self.mlflow_run_id = created.info.run_id
+        params = [Param(k, v) for k, v in mlflow_params(run.config).items()]
+        for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+            self.client.log_batch(self.mlflow_run_id, params=params[i:i + 100])
+
+    def on_log(self, step: int, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+        now = int(time.time() * 1000)
+        self.last_step = max(self.last_step, int(step))
+        self.pending += [Metric(k, float(v), now, int(step)) for k, v in metrics.items() if v is not None]
+        if time.monotonic() - self.last_flush >= FLUSH_EVERY_S or len(self.pending) >= 900:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.last_flush = time.monotonic()
+        while self.pending:  # MLflow takes at most 1000 metrics per batch
+            batch, self.pending = self.pending[:1000], self.pending[1000:]
+            self.client.log_batch(self.mlflow_run_id, metrics=batch)
+
+    def on_run_end(self, status: str, metrics: Mapping[str, float | None], error: str | None) -> None:
+        from mlflow.entities import Metric
+        now = int(time.time() * 1000)
+        self.pending += [Metric(k, float(v), now, self.last_step) for k, v in metrics.items()
+                         if v is not None and v == v]
+        self._flush()
+        self.client.set_tag(self.mlflow_run_id, "symsweep.status", status)
+        if error:
+            self.client.set_tag(self.mlflow_run_id, "symsweep.error", error[:5000])
+        self.client.set_terminated(self.mlflow_run_id, status=MLFLOW_STATUS.get(status, "FAILED"))
