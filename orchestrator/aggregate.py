@@ -66,9 +66,16 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True,
         warn(f"warning: unreadable run file left out of the aggregates: {store.shown_path(path)} ({err}); "
              f"`symsweep resume` re-runs its run")
     tables = {"summary": summary_table(runs, list(task.summary_metrics) or None)}
-    if task.baseline and not runs.empty:
+    baseline = dict(spec.adaptive.baseline) if spec.adaptive is not None else task.baseline
+    if baseline and not runs.empty:
         # baseline vs each other level of its axis; none when the sweep does not vary that axis
-        comparison = comparison_table(runs, task.baseline, list(task.summary_metrics) or None)
+        comparison = comparison_table(runs, baseline, list(task.summary_metrics) or None)
+        if spec.adaptive is not None:  # seeds were spent by rounds: say where each comparison stopped
+            from orchestrator.adaptive import decision_table, mark_comparison
+            from orchestrator.sweep import make_plan
+            plan = make_plan(spec, store, check_outputs=False)
+            tables["adaptive"] = decision_table(spec, plan.runs, plan.adaptive)
+            comparison = mark_comparison(comparison, tables["adaptive"], next(iter(baseline)))
         if not comparison.empty:
             tables["comparison"] = comparison
     history = None

@@ -208,13 +208,18 @@ def _cmd_status(args) -> int:
     files = store.file_counts()
     print(f"files: {files['runs_files']} run files + {files['runs_segments']} segments, "
           f"{files['history_files']} history files + {files['history_segments']} segments")
+    if plan.adaptive is not None:
+        from orchestrator.adaptive import decision_table
+        table = decision_table(spec, plan.runs, plan.adaptive)
+        state = "complete" if plan.adaptive.complete else "rounds still to run"
+        print(f"\nadaptive seeds ({spec.adaptive.metric} vs {dict(spec.adaptive.baseline)}, {state}):\n"
+              + table.drop(columns="metric").to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     for path, err in plan.corrupt:
         print(f"unreadable: {store.shown_path(path)}: {err} (moved aside and re-run at the next `symsweep run`/`resume`)")
     for d in plan.damaged:
         print(f"damaged: run {d.run_id}: {d.what} ({d.detail}); re-run at the next `symsweep run`/`resume`")
     if args.slowest > 0 or plan.counts()["failed"] or plan.counts()["diverged"]:
-        columns = ["run_id", "seed", "status", "duration_s", "device", "error"]
-        slow, failed = status_table(plan, store.read_ledger(columns=columns).runs, args.slowest)
+        slow, failed = status_table(plan, args.slowest)
         if not slow.empty and args.slowest > 0:
             print("\nslowest runs:\n" + slow.to_string(index=False))
         if not failed.empty:

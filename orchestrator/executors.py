@@ -30,6 +30,10 @@ class ExecutionReport:
     errors: dict[str, str] = field(default_factory=dict)
     """trial id -> the last line of the error that killed it."""
 
+    def merge(self, other: "ExecutionReport") -> "ExecutionReport":
+        return ExecutionReport(trials=self.trials + other.trials, lost_trials=self.lost_trials + other.lost_trials,
+                               errors={**self.errors, **other.errors})
+
 
 TrialDone = Callable[[str], None]
 

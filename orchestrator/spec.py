@@ -68,6 +68,9 @@ class SweepSpec:
     """Settings of the task's aggregation (e.g. RD bins); not part of the runs' identity."""
     tracking: Mapping[str, Any] = field(default_factory=dict)
     """Experiment trackers that mirror the runs live, e.g. {mlflow: URI, experiment: NAME}."""
+    adaptive: Any = None
+    """AdaptiveSeeds when `seeds: {adaptive: ...}`: `seeds` then holds every seed it may use
+    (0..max-1), and rounds decide which of them run (orchestrator.adaptive)."""
 
     def science(self) -> dict:
         """What defines the runs: a change here changes the sweep (resume refuses it)."""
@@ -76,6 +79,7 @@ class SweepSpec:
             "fixed": dict(self.fixed),
             "axes": {k: list(v) for k, v in self.axes.items()},
             "seeds": list(self.seeds),
+            **({"adaptive": self.adaptive.to_dict()["adaptive"]} if self.adaptive else {}),
         }
 
     def to_dict(self) -> dict:
@@ -85,7 +89,7 @@ class SweepSpec:
             "description": self.description,
             "fixed": _plain(dict(self.fixed)),
             "axes": {k: _plain(list(v)) for k, v in self.axes.items()},
-            "seeds": _seeds_plain(self.seeds),
+            "seeds": self.adaptive.to_dict() if self.adaptive else _seeds_plain(self.seeds),
             "resources": {"cpus": self.resources.cpus, "gpus": self.resources.gpus},
             "runs_per_trial": self.runs_per_trial,
             "max_failures": self.max_failures,
@@ -201,6 +205,13 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
     max_runs = _positive_int("max_runs", raw.get("max_runs", DEFAULT_MAX_RUNS))
     points = math.prod(len(v) for v in axes.values())
     seeds_raw = raw.get("seeds", 1)
+    adaptive = None
+    if isinstance(seeds_raw, dict):
+        if set(seeds_raw) != {"adaptive"}:
+            raise SpecError(f"{source}: seeds must be a count, a list, or {{adaptive: {{...}}}}, got {seeds_raw!r}")
+        from orchestrator.adaptive import parse_adaptive
+        adaptive = parse_adaptive(seeds_raw["adaptive"], task, axes, source)
+        seeds_raw = adaptive.max
     # counted before a seed tuple is built: `seeds: 1000000000` is refused at once
     n_seeds = len(seeds_raw) if isinstance(seeds_raw, list) else seeds_raw if isinstance(seeds_raw, int) else 1
     if points * n_seeds > max_runs:
@@ -227,9 +238,16 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
         smoke=raw.get("smoke") or {},
         aggregate=raw.get("aggregate") or {},
         tracking=tracking,
+        adaptive=adaptive,
     )
     build_settings(task, spec.aggregate, source)
-    grid_points(spec)  # builds every config once, so invalid combinations fail here
+    grid = grid_points(spec)  # builds every config once, so invalid combinations fail here
+    if adaptive is not None:
+        from orchestrator.adaptive import baseline_pairs
+        try:
+            baseline_pairs(adaptive, grid)
+        except SpecError as exc:
+            raise SpecError(f"{source}: {exc}") from None
     return spec
 
 

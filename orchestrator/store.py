@@ -459,9 +459,16 @@ class SweepStore:
                 folders = [d for d in os.scandir(base) if d.is_dir()]
             except FileNotFoundError:
                 return {}
+            chunks = []
             for d in folders:
-                files += [(d.name, f.name, f.stat().st_size) for f in os.scandir(d.path)
-                          if f.name.endswith(".npz") and not f.name.startswith(".")]
+                entries = [f for f in os.scandir(d.path) if f.name.endswith(".npz") and not f.name.startswith(".")]
+                chunks += [(d.name, entries[i:i + 4096]) for i in range(0, len(entries), 4096)]
+
+            def sizes(chunk: tuple[str, list[os.DirEntry]]) -> list[tuple[str, str, int]]:
+                return [(chunk[0], f.name, f.stat().st_size) for f in chunk[1]]
+            with ThreadPoolExecutor(max_workers=4) as pool:  # stat() releases the GIL
+                for part in pool.map(sizes, chunks):
+                    files += part
         else:
             infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
             for i in infos:

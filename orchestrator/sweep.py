@@ -13,7 +13,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,8 @@ class Plan:
     """(path, error) of run files that could not be read."""
     damaged: list[Damage] = field(default_factory=list)
     """Planned runs with a final row whose history or artifacts are missing or damaged."""
+    adaptive: Any = None
+    """For adaptive seeds: the rounds replayed against the ledger (orchestrator.adaptive.AdaptivePlan)."""
 
     def count(self, status: str) -> int:
         return sum(1 for s in self.status.values() if s == status)
@@ -78,10 +80,15 @@ def make_plan(spec: SweepSpec, store: SweepStore, retry_failed: bool = False, ch
     """The runs of `spec` that `store` still lacks. `check_outputs`: a run whose history or
     artifacts do not match its row counts as missing (`verify`: compare every artifact's sha256)."""
     runs = expand(spec) if runs is None else runs  # `runs`: expand(spec) computed already
-    planned = {r.run_id for r in runs}
-    ledger = store.read_ledger(columns=["run_id", "status", "attempt", "history_rows", "artifact_bytes",
-                                        "artifact_digests"])
+    columns = ["run_id", "status", "attempt", "history_rows", "artifact_bytes", "artifact_digests"]
+    if spec.adaptive is not None:
+        columns.append(f"metric_{spec.adaptive.metric}")
+    ledger = store.read_ledger(columns=columns)
     rows = ledger.runs
+    adaptive = None
+    if spec.adaptive is not None:  # the runs the rounds so far need, replayed from the rows
+        runs, adaptive = _adaptive_runs(spec, runs, rows)
+    planned = {r.run_id for r in runs}
     ids = rows["run_id"].to_numpy(dtype=object)
     mine = np.fromiter((i in planned for i in ids), bool, len(ids))
     damaged = store.check_outputs(rows[mine], full=verify) if check_outputs and mine.any() else []
@@ -96,7 +103,28 @@ def make_plan(spec: SweepSpec, store: SweepStore, retry_failed: bool = False, ch
         attempts = {rid: int(a) for rid, a in zip(ids, rows["attempt"].to_numpy()) if rid in wanted and a == a}
     return Plan(spec=spec, store=store, runs=runs, status=status, pending=pending,
                 trials=pack(pending, spec.runs_per_trial, attempts),
-                extra_rows=int(len(ids) - mine.sum()), corrupt=ledger.corrupt, damaged=damaged)
+                extra_rows=int(len(ids) - mine.sum()), corrupt=ledger.corrupt, damaged=damaged, adaptive=adaptive)
+
+
+def _adaptive_runs(spec: SweepSpec, runs: list[RunSpec], rows: pd.DataFrame):
+    """The runs the adaptive rounds need now, and the rounds' state."""
+    from orchestrator.adaptive import plan_rounds
+    by_id = {r.run_id: r for r in runs}
+    metric = f"metric_{spec.adaptive.metric}"
+    values, final = {}, set()
+    if not rows.empty:
+        metric_values = rows[metric].to_numpy(dtype=float) if metric in rows else np.full(len(rows), np.nan)
+        for rid, status, value in zip(rows["run_id"], rows["status"], metric_values):
+            r = by_id.get(rid)
+            if r is None or status not in FINAL:
+                continue
+            final.add((r.point_id, r.seed))
+            if status == COMPLETED and np.isfinite(value):
+                values[(r.point_id, r.seed)] = float(value)
+    points = list(dict.fromkeys((r.point_id, None) for r in runs))
+    configs = {r.point_id: r.config for r in runs}
+    rounds = plan_rounds(spec.adaptive, [(p, configs[p]) for p, _ in points], values, final)
+    return [r for r in runs if r.seed < rounds.seeds[r.point_id]], rounds
 
 
 def check_frozen_spec(spec: SweepSpec, store: SweepStore, force: bool) -> None:
@@ -167,13 +195,14 @@ def run_sweep(spec: SweepSpec, store: SweepStore | str, executor: Executor, opti
     store = store if isinstance(store, SweepStore) else SweepStore(store)
     store.check_reachable()
     check_frozen_spec(spec, store, options.force)
-    preview = make_plan(spec, store, options.retry_failed, check_outputs=False)
+    runs = expand(spec)
+    preview = make_plan(spec, store, options.retry_failed, check_outputs=False, runs=runs)
     if preview.trials or preview.corrupt:
         executor.prepare()  # a cluster that cannot run the trials fails here, before anything is written
     try:
         stale = store.acquire_lock(force=options.force_unlock)
         try:
-            return _run_locked(spec, store, executor, options, echo, stale, preview.runs)
+            return _run_locked(spec, store, executor, options, echo, stale, runs)
         finally:
             store.release_lock()
     finally:
@@ -208,22 +237,35 @@ def _run_locked(spec, store, executor, options, echo, stale, runs) -> SweepOutco
     echo(f"sweep {spec.name!r} (task {spec.task}): {len(plan.runs)} runs planned, {already} already done, "
          f"{len(plan.pending)} to run in {len(plan.trials)} trials -> {store.shown}")
     report = ExecutionReport()
-    if plan.trials:
-        runner = TrialRunner(store_uri=store.uri, sweep=spec.name, cpus_per_trial=spec.resources.cpus,
-                             data_root=options.data_root, git_commit=git_commit(),
-                             retry_failed=options.retry_failed,
-                             trackers=Trackers(spec.tracking, spec.name) if spec.tracking else None)
-        progress = Progress(spec.name, total=len(plan.runs), already_done=already)
+    runner = TrialRunner(store_uri=store.uri, sweep=spec.name, cpus_per_trial=spec.resources.cpus,
+                         data_root=options.data_root, git_commit=git_commit(), retry_failed=options.retry_failed,
+                         trackers=Trackers(spec.tracking, spec.name) if spec.tracking else None)
+    after = plan
+    while plan.trials:
+        progress = Progress(spec.name, total=len(plan.runs), already_done=len(plan.runs) - len(plan.pending))
         compactor = Compactor(store, options.compact_every,
                               {t.trial_id: [rid for rid, _ in t.runs] for t in plan.trials})
         try:
-            report = executor.execute(plan.trials, runner, progress, on_trial_done=compactor.trial_done)
+            report = report.merge(executor.execute(plan.trials, runner, progress,
+                                                   on_trial_done=compactor.trial_done))
         finally:
             progress.close()
-    store.compact()  # everything: no trial is live any more
-    # the counts after the run (damage was repaired above; what just ran was written whole)
-    after = make_plan(spec, store, retry_failed=False, check_outputs=False, runs=runs) if plan.trials else plan
+        store.compact()  # everything: no trial is live any more
+        # the counts after the round (damage was repaired above; what just ran was written whole)
+        after = make_plan(spec, store, retry_failed=False, check_outputs=False, runs=runs)
+        if spec.adaptive is None or len(after.runs) <= len(plan.runs) or report.lost_trials:
+            break
+        # adaptive seeds: the comparisons still open get the next seeds (a plan against the ledger)
+        plan = make_plan(spec, store, options.retry_failed, check_outputs=False, runs=runs)
+        echo(f"next round: {len(plan.pending)} runs for {adaptive_open(plan)} comparisons still open")
+    if not plan.trials:
+        store.compact()
     return SweepOutcome(plan=after, report=report, counts=after.counts(), quarantined=quarantined)
+
+
+def adaptive_open(plan: Plan) -> int:
+    from orchestrator.adaptive import OPEN
+    return sum(d.state == OPEN for d in plan.adaptive.decisions.values()) if plan.adaptive else 0
 
 
 def open_sweep(path: str) -> tuple[SweepSpec, SweepStore]:
@@ -236,14 +278,19 @@ def open_sweep(path: str) -> tuple[SweepSpec, SweepStore]:
     return spec, store
 
 
-def status_table(plan: Plan, runs: pd.DataFrame, slowest: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+def status_table(plan: Plan, slowest: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(slowest runs, failed or diverged runs) among the planned runs, read-only."""
-    if runs.empty:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    table, _ = plan.store.read_ledger_arrow(columns=["run_id", "seed", "status", "duration_s", "device", "error"])
+    if table is None or not plan.status:
         return pd.DataFrame(), pd.DataFrame()
-    runs = runs[runs["run_id"].isin({r.run_id for r in plan.runs})]
-    cols = [c for c in ("run_id", "seed", "status", "duration_s", "device") if c in runs]
-    slow = runs.sort_values("duration_s", ascending=False).head(slowest)[cols] if "duration_s" in runs \
-        else pd.DataFrame()
-    failed = runs[runs["status"].isin([FAILED, DIVERGED])][[c for c in ("run_id", "seed", "status", "error")
-                                                           if c in runs]]
+    table = table.filter(pc.is_in(table.column("run_id"), value_set=pa.array(list(plan.status), pa.string())))
+    cols = [c for c in ("run_id", "seed", "status", "duration_s", "device") if c in table.column_names]
+    slow = pd.DataFrame()
+    if slowest > 0 and "duration_s" in table.column_names:
+        top = pc.select_k_unstable(table, k=min(slowest, table.num_rows), sort_keys=[("duration_s", "descending")])
+        slow = table.take(top).select(cols).to_pandas()
+    bad = table.filter(pc.is_in(table.column("status"), value_set=pa.array([FAILED, DIVERGED])))
+    failed = bad.select([c for c in ("run_id", "seed", "status", "error") if c in bad.column_names]).to_pandas()
     return slow, failed

@@ -1,0 +1,287 @@
+"""Adaptive seeds: spend seeds only where a comparison with the baseline is still open.
+
+    seeds: {adaptive: {metric: test_acc, start: 5, step: 5, max: 30, baseline: {expansion_factor: 1}}}
+
+Round 1 runs `start` seeds (0..start-1) at every grid point. After each round, every
+non-baseline point is compared with its baseline point, paired by seed; a point stops
+when its comparison is decided, when its interval is narrower than `precision`, or at
+`max` seeds. Undecided points, and each baseline point while a comparison needs it, get
+the next `step` seeds. Every round is a plan against the ledger: the same rows give the
+same decisions, so resume and re-run stay idempotent, and a finished sweep adds nothing.
+
+The test, and why. The paired differences d_i = metric(point, seed i) - metric(baseline,
+seed i) get a two-sided Student-t interval for their mean. Looking after every round
+inflates the error rate, so each look k gets its own share alpha_k of the overall alpha
+from the power spending function alpha * t^rho, where t = seeds at look k / max (rho = 3
+spends little early, like O'Brien-Fleming; rho = 1 evenly). A point is *decided* when the
+interval at level 1 - alpha_k excludes zero. By the union bound the chance of any false
+decision over all looks is at most sum_k alpha_k = alpha, whatever the correlation
+between looks: conservative, exact in no case, valid in every one (checked by simulation
+in tests/test_adaptive.py). `precision` stops a point whose interval half-width is below
+it (the effect, if any, is smaller than you care about); that stop decides nothing.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from orchestrator.errors import SpecError
+
+DECIDED, PRECISE, AT_MAX, OPEN, BASELINE = "decided", "precision reached", "max seeds", "undecided", "baseline"
+KEYS = ("metric", "start", "step", "max", "alpha", "precision", "spending", "baseline")
+
+
+@dataclass(frozen=True)
+class AdaptiveSeeds:
+    metric: str
+    """The task metric the comparison is about (one of the task's summary metrics)."""
+    start: int = 5
+    """Seeds every grid point gets in round 1."""
+    step: int = 5
+    """Seeds an undecided point gets in each further round."""
+    max: int = 30
+    """No point gets more seeds than this."""
+    alpha: float = 0.05
+    """Overall chance of a false decision, spent over the planned looks."""
+    precision: float | None = None
+    """Stop a point once its interval's half-width is below this (metric units); None: never."""
+    spending: float = 3.0
+    """rho of the spending function alpha * t**rho (3: little early, O'Brien-Fleming-like; 1: even)."""
+    baseline: Mapping[str, Any] = field(default_factory=dict)
+    """{axis: level} every other level of that axis is compared with (default: the task's baseline)."""
+
+    def looks(self) -> list[int]:
+        """Seeds per point at each planned look: start, start + step, ..., max."""
+        out = list(range(self.start, self.max, self.step))
+        return out + [self.max] if not out or out[-1] != self.max else out
+
+    def alpha_at(self, k: int) -> float:
+        """The share of alpha spent at look k (0-based)."""
+        looks = self.looks()
+        t = [n / self.max for n in looks]
+        before = t[k - 1] ** self.spending if k else 0.0
+        return self.alpha * (t[k] ** self.spending - before)
+
+    def to_dict(self) -> dict:
+        return {"adaptive": {"metric": self.metric, "start": self.start, "step": self.step, "max": self.max,
+                             "alpha": self.alpha, "precision": self.precision, "spending": self.spending,
+                             "baseline": dict(self.baseline)}}
+
+
+def parse_adaptive(raw: Any, task, axes: Mapping[str, tuple], source: str) -> AdaptiveSeeds:
+    """An `adaptive:` mapping, checked field by field (one line naming the field)."""
+    where = f"{source}: seeds.adaptive"
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where} must be a mapping with keys {', '.join(KEYS)}")
+    unknown = [k for k in raw if k not in KEYS]
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(KEYS)}")
+    metric = raw.get("metric")
+    known = list(task.summary_metrics)
+    if not isinstance(metric, str) or metric not in known:
+        raise SpecError(f"{where}.metric: {metric!r} is not a metric task {task.name!r} reports; "
+                        f"allowed: {', '.join(known) or '(the task declares none)'}")
+
+    def integer(key: str, default: int, low: int) -> int:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise SpecError(f"{where}.{key} must be an int >= {low}, got {value!r}")
+        return value
+
+    def number(key: str, default, low: float, high: float | None = None):
+        value = raw.get(key, default)
+        if value is None and default is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value <= low or (high is not None and value >= high):
+            bounds = f"> {low:g}" + (f" and < {high:g}" if high is not None else "")
+            raise SpecError(f"{where}.{key} must be a finite number {bounds}, got {value!r}")
+        return float(value)
+
+    start, step, top = integer("start", 5, 2), integer("step", 5, 1), integer("max", 30, 2)
+    if start > top:
+        raise SpecError(f"{where}: start ({start}) must not exceed max ({top})")
+    baseline = raw.get("baseline", dict(task.baseline))
+    if not isinstance(baseline, Mapping) or len(baseline) != 1:
+        raise SpecError(f"{where}.baseline must name one axis and its baseline level (e.g. "
+                        f"{{expansion_factor: 1}}); task {task.name!r} has "
+                        f"{'none' if not task.baseline else dict(task.baseline)}")
+    (axis, level), = baseline.items()
+    if axis not in axes:
+        raise SpecError(f"{where}.baseline: {axis!r} is not an axis of this spec; axes: "
+                        f"{', '.join(axes) or '(none)'}")
+    if not any(_same(v, level) for v in axes[axis]):
+        raise SpecError(f"{where}.baseline: {axis}={level!r} is not on the axis; its values: "
+                        f"{', '.join(map(repr, axes[axis]))}")
+    return AdaptiveSeeds(metric=metric, start=start, step=step, max=top, alpha=number("alpha", 0.05, 0, 1),
+                         precision=number("precision", None, 0), spending=number("spending", 3.0, 0),
+                         baseline={axis: level})
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b or str(a) == str(b)
+
+
+# ----------------------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where one grid point stands after the looks so far."""
+
+    point: str
+    baseline_point: str | None
+    """None for a baseline point."""
+    seeds: int
+    """Seeds planned for it so far."""
+    pairs: int
+    """Seeds with a value on both sides."""
+    mean: float
+    low: float
+    high: float
+    """The interval of the mean paired difference at the last look's level."""
+    state: str
+    """decided | precision reached | max seeds | undecided | baseline"""
+    look: int
+    """The look (1-based) at which it stopped, or the last look made."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _t_quantile(q: float, df: int) -> float:
+    from scipy import stats
+    return float(stats.t.ppf(q, df))
+
+
+def paired_interval(diffs: np.ndarray, alpha: float) -> tuple[float, float, float]:
+    """(mean, low, high): the two-sided Student-t interval of the mean difference."""
+    n = len(diffs)
+    mean = float(np.mean(diffs)) if n else float("nan")
+    if n < 2:
+        return mean, float("-inf"), float("inf")
+    sd = float(np.std(diffs, ddof=1))
+    if sd == 0.0:  # identical differences: exact, however few
+        return mean, mean, mean
+    half = _t_quantile(1 - alpha / 2, n - 1) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def judge(settings: AdaptiveSeeds, diffs: np.ndarray, look: int) -> tuple[str, float, float, float]:
+    """(state, mean, low, high) of one comparison at look `look` (0-based)."""
+    mean, low, high = paired_interval(diffs, settings.alpha_at(look))
+    if low > 0 or high < 0:
+        return DECIDED, mean, low, high
+    if settings.precision is not None and (high - low) / 2 < settings.precision:
+        return PRECISE, mean, low, high
+    if look == len(settings.looks()) - 1:
+        return AT_MAX, mean, low, high
+    return OPEN, mean, low, high
+
+
+@dataclass
+class AdaptivePlan:
+    """The seeds each grid point needs now, and the state of every comparison."""
+
+    seeds: dict[str, int]
+    """point id -> how many seeds (0..n-1) it needs so far."""
+    decisions: dict[str, Decision]
+    complete: bool
+    """Every comparison has stopped: nothing more to run."""
+
+
+def plan_rounds(settings: AdaptiveSeeds, points: Sequence[tuple[str, dict]], values: Mapping[tuple[str, int], float],
+                final: set[tuple[str, int]]) -> AdaptivePlan:
+    """Replay the rounds against the ledger.
+
+    points: (point id, resolved config) of the grid; values: (point, seed) -> the metric of
+    a completed run; final: (point, seed) of every run with a final row (a failed run is
+    final, without a value). Look k is made once every run it needs is final; the plan
+    stops at the first look whose runs are not all there yet.
+    """
+    pairs = baseline_pairs(settings, points)
+    looks = settings.looks()
+    active = set(pairs)  # non-baseline points still open
+    stopped: dict[str, Decision] = {}
+    seeds = {p: looks[0] for p, _ in points}
+    last: dict[str, Decision] = {}
+    complete = False
+    for k, n in enumerate(looks):
+        for p in active:
+            seeds[p] = n
+            seeds[pairs[p]] = max(seeds[pairs[p]], n)
+        needed = {(p, s) for p in seeds for s in range(seeds[p])}
+        if not needed <= final:
+            break  # this round is still running (or yet to run)
+        for p in sorted(active):
+            b = pairs[p]
+            common = [s for s in range(n) if (p, s) in values and (b, s) in values]
+            diffs = np.array([values[(p, s)] - values[(b, s)] for s in common], dtype=float)
+            state, mean, low, high = judge(settings, diffs, k)
+            last[p] = Decision(p, b, n, len(common), mean, low, high, state, k + 1)
+            if state != OPEN:
+                stopped[p] = last[p]
+        active -= set(stopped)
+        if not active:
+            complete = True
+            break
+    decisions = {**last, **stopped}
+    for b in set(pairs.values()):
+        decisions[b] = Decision(b, None, seeds[b], seeds[b], float("nan"), float("nan"), float("nan"), BASELINE, 0)
+    return AdaptivePlan(seeds=seeds, decisions=decisions, complete=complete)
+
+
+def baseline_pairs(settings: AdaptiveSeeds, points: Sequence[tuple[str, dict]]) -> dict[str, str]:
+    """Non-baseline point id -> its baseline point id.
+
+    As in comparison tables (orchestrator.compare), baseline points are matched on the
+    other axes they vary in only: one they hold constant is one the compared axis decides
+    (raw images have no fill, so every fill level is compared with the same raw runs).
+    """
+    (axis, level), = settings.baseline.items()
+    base = [(p, c) for p, c in points if _same(c[axis], level)]
+    rest = [(p, c) for p, c in points if not _same(c[axis], level)]
+    if not base:
+        raise SpecError(f"seeds.adaptive.baseline: no grid point has {axis}={level!r}")
+    keys = [k for k in base[0][1] if k != axis and len({str(c[k]) for _, c in base}) > 1]
+    index = {tuple(str(c[k]) for k in keys): p for p, c in base}
+    out = {}
+    for p, c in rest:
+        match = index.get(tuple(str(c[k]) for k in keys))
+        if match is None:
+            shown = ", ".join(f"{k}={c[k]!r}" for k in keys)
+            raise SpecError(f"seeds.adaptive.baseline: no baseline point ({axis}={level!r}) for {shown}")
+        out[p] = match
+    return out
+
+
+def decision_table(spec, runs: Sequence, rounds: AdaptivePlan) -> "pd.DataFrame":
+    """One row per grid point: its axis values, seeds planned, pairs, the paired difference
+    to its baseline with the interval of the last look, the state and that look."""
+    import pandas as pd
+    configs = {r.point_id: r.config for r in runs}
+    rows = []
+    for point, d in rounds.decisions.items():
+        config = configs.get(point, {})
+        rows.append({**{a: config.get(a) for a in spec.axes}, "seeds": d.seeds, "pairs": d.pairs,
+                     "diff_mean": d.mean, "diff_low": d.low, "diff_high": d.high, "state": d.state,
+                     "look": d.look, "metric": spec.adaptive.metric})
+    table = pd.DataFrame(rows)
+    return table.sort_values(list(spec.axes)).reset_index(drop=True) if not table.empty else table
+
+
+def mark_comparison(comparison: "pd.DataFrame", decisions: "pd.DataFrame", axis: str) -> "pd.DataFrame":
+    """The comparison table with an `adaptive` column: each compared level's state (rows of
+    other metrics, and levels the rounds never compared, stay empty)."""
+    if comparison.empty or decisions.empty:
+        return comparison
+    keys = [c for c in decisions.columns if c in comparison.columns and c not in ("metric",)]
+    state = {}
+    for _, d in decisions.iterrows():
+        state[(str(d[axis]), d["metric"], *(str(d[k]) for k in keys))] = d["state"]
+    out = comparison.copy()
+    out["adaptive"] = [state.get((str(r["level"]), r["metric"], *(str(r[k]) for k in keys)), "")
+                       for _, r in comparison.iterrows()]
+    return out
