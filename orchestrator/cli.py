@@ -205,6 +205,10 @@ def _cmd_status(args) -> int:
         print(f"lock: held by pid {holder.get('pid')} on {holder.get('host')}")
     if plan.extra_rows:
         print(f"{plan.extra_rows} rows belong to runs the current spec does not plan")
+    from orchestrator.gpu import advice_line
+    advice = advice_line(store.read_ledger(columns=["peak_gpu_mem_mb", "gpu_mem_total_mb", "device"]).runs)
+    if advice:
+        print(advice)
     files = store.file_counts()
     print(f"files: {files['runs_files']} run files + {files['runs_segments']} segments, "
           f"{files['history_files']} history files + {files['history_segments']} segments")

@@ -40,6 +40,9 @@ class Resources:
             raise SpecError(f"resources must be >= 0, got cpus={self.cpus}, gpus={self.gpus}")
         if self.cpus == 0 and self.gpus == 0:
             raise SpecError("resources: a trial needs cpus > 0 or gpus > 0")
+        if self.gpus > 1 and self.gpus != int(self.gpus):
+            raise SpecError(f"resources.gpus: above 1 a trial takes whole GPUs (Ray), got {self.gpus:g}; use "
+                            f"{math.floor(self.gpus):d} or {math.ceil(self.gpus):d}, or a fraction <= 1 to pack trials")
 
 
 @dataclass(frozen=True)

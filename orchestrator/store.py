@@ -66,7 +66,7 @@ RUN_ID = re.compile(r"[0-9a-f]{16}")
 RUN_COLUMNS = (
     "run_id", "sweep", "task", "trial_id", "seed", "status", "attempt", "error", "traceback",
     "started_at", "finished_at", "duration_s", "batch_size_runs", "host", "device", "pid",
-    "git_commit", "config_json", "peak_gpu_mem_mb", "peak_rss_mb", "cuda_visible_devices",
+    "git_commit", "config_json", "peak_gpu_mem_mb", "gpu_mem_total_mb", "peak_rss_mb", "cuda_visible_devices",
     "history_rows", "artifact_bytes", "artifact_digests",
     "v_python", "v_symsweep", "v_torch", "v_numpy", "v_ray",
 )

@@ -238,6 +238,7 @@ def _run_locked(spec, store, executor, options, echo, stale, runs) -> SweepOutco
          f"{len(plan.pending)} to run in {len(plan.trials)} trials -> {store.shown}")
     report = ExecutionReport()
     runner = TrialRunner(store_uri=store.uri, sweep=spec.name, cpus_per_trial=spec.resources.cpus,
+                         gpus_per_trial=spec.resources.gpus,
                          data_root=options.data_root, git_commit=git_commit(), retry_failed=options.retry_failed,
                          trackers=Trackers(spec.tracking, spec.name) if spec.tracking else None)
     after = plan

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 import tasks as task_registry
+from orchestrator.gpu import device_name, peak_memory_mb, pick_device, total_memory_mb
 from orchestrator.spec import Trial, config_from_dict
 from orchestrator.store import SweepStore
 from orchestrator.tracking import RunInfo, Trackers
@@ -68,14 +69,6 @@ def seed_everything(seed: int) -> None:
         pass
 
 
-def pick_device() -> str:
-    try:
-        import torch
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"
-
-
 # ----------------------------------------------------------------------------- context
 
 
@@ -115,6 +108,8 @@ class TrialRunner:
     store_uri: str
     sweep: str
     cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    """The trial's `resources.gpus`: its runs use CUDA only when it has some (as under Ray)."""
     data_root: str | None = None
     git_commit: str | None = None
     retry_failed: bool = False
@@ -127,7 +122,7 @@ class TrialRunner:
         config = config_from_dict(task, trial.config)
         cfg_columns = _config_columns(task.config_cls, trial.config)  # the same for every run of a trial
         threads = max(1, int(self.cpus_per_trial))
-        device = pick_device()
+        device = pick_device(self.gpus_per_trial)
         _limit_threads(threads)
         counts = {"finished": 0, "completed": 0, "failed": 0, "diverged": 0, "skipped": 0}
 
@@ -201,9 +196,10 @@ class TrialRunner:
             "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc),
             "finished_at": dt.datetime.fromtimestamp(finished, dt.timezone.utc),
             "duration_s": float(finished - started), "batch_size_runs": batch,
-            "host": socket.gethostname(), "device": _device_name(device), "pid": os.getpid(),
+            "host": socket.gethostname(), "device": device_name(device), "pid": os.getpid(),
             "git_commit": self.git_commit, "config_json": json.dumps(trial.config, sort_keys=True),
-            "peak_gpu_mem_mb": _peak_gpu_mb(device), "peak_rss_mb": _peak_rss_mb(),
+            "peak_gpu_mem_mb": peak_memory_mb(device), "gpu_mem_total_mb": total_memory_mb(device),
+            "peak_rss_mb": _peak_rss_mb(),
             # the GPU(s) Ray assigned to the trial: shows how fractional `gpus` packed trials
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         }
@@ -284,22 +280,6 @@ def _limit_threads(n: int) -> None:
             torch.set_num_threads(n)
     except ImportError:
         pass
-
-
-def _device_name(device: str) -> str:
-    if device == "cuda":
-        import torch
-        return f"cuda:{torch.cuda.get_device_name()}"
-    return f"cpu:{platform.machine()}"
-
-
-def _peak_gpu_mb(device: str) -> float | None:
-    if device != "cuda":
-        return None
-    import torch
-    peak = torch.cuda.max_memory_allocated() / 2**20
-    torch.cuda.reset_peak_memory_stats()
-    return float(peak)
 
 
 def _peak_rss_mb() -> float | None:
