@@ -27,24 +27,17 @@ from orchestrator.errors import SpecError, SymsweepError
 FORMATS = ("table", "csv", "json")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
+def _whole_number(minimum: int):
+    """An argparse type: an int >= minimum, or one line saying what is allowed."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+        return value
+    return parse
 
 
 def _add_exec_options(p: argparse.ArgumentParser) -> None:
@@ -52,8 +45,8 @@ def _add_exec_options(p: argparse.ArgumentParser) -> None:
                    help="ray: Ray Tune trials (default); inline: this process, no Ray (debugging)")
     p.add_argument("--address", default=None,
                    help="Ray cluster address to join (default: $RAY_ADDRESS, else an embedded local Ray)")
-    p.add_argument("--num-cpus", type=_positive_int, default=None, help="CPUs of the embedded local Ray (default: all)")
-    p.add_argument("--max-concurrent", type=_positive_int, default=None, help="at most this many trials at once")
+    p.add_argument("--num-cpus", type=_whole_number(1), default=None, help="CPUs of the embedded local Ray (default: all)")
+    p.add_argument("--max-concurrent", type=_whole_number(1), default=None, help="at most this many trials at once")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again (default: keep them)")
     p.add_argument("--force-unlock", action="store_true", help="take the lock even if another driver holds it")
     p.add_argument("--data-root", default=None, help="root of local datasets (default: $SYMSWEEP_DATA)")
@@ -81,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="show what a sweep has done")
     p.add_argument("sweep_dir")
-    p.add_argument("--slowest", type=_count, default=5, help="how many of the slowest runs to list")
+    p.add_argument("--slowest", type=_whole_number(0), default=5, help="how many of the slowest runs to list")
     p.add_argument("--verify", action="store_true", help="read every artifact and check its sha256")
 
     p = sub.add_parser("aggregate", help="write aggregate tables of a sweep")
