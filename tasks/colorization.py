@@ -88,7 +88,7 @@ class ColorizationConfig:
             raise ValueError(f"fill must be in [0, 1] (pixel units), got {self.fill}")
         if self.filled_noise not in ("noised", "clean"):
             raise ValueError(f"filled_noise must be 'noised' or 'clean', got {self.filled_noise!r}")
-        if not 1 <= self.sample_steps <= self.timesteps:
+        if self.sampler == "ddim" and not 1 <= self.sample_steps <= self.timesteps:
             raise ValueError(f"sample_steps must be in [1, timesteps={self.timesteps}], got {self.sample_steps}")
         for name in ("base_channels", "steps", "batch_size", "log_every", "n_train", "n_test"):
             if getattr(self, name) < 1:

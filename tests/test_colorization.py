@@ -21,7 +21,8 @@ def test_config_validates_and_canonicalizes_raw_runs():
     with pytest.raises(ValueError, match="multiple of 4"):
         ColorizationConfig(image_size=10)
     with pytest.raises(ValueError, match="sample_steps"):
-        ColorizationConfig(timesteps=10, sample_steps=11)
+        ColorizationConfig(timesteps=10, sample_steps=11, sampler="ddim")
+    assert ColorizationConfig(timesteps=10, sample_steps=11).sampler == "ddpm"  # ddpm takes all 10 steps
     raw = ColorizationConfig(expansion_factor=1, fill=0.7, filled_noise="clean")
     assert (raw.fill, raw.filled_noise) == (0.0, "noised")
 
