@@ -100,6 +100,24 @@ def test_wasserstein_of_identical_and_scaled_replicas():
     np.testing.assert_allclose(d, d.T)
 
 
+def test_pairwise_wasserstein_is_pots():
+    import ot
+    emb = np.random.default_rng(3).normal(size=(6, 40)) * np.arange(1, 7)[:, None]
+    d = pairwise_wasserstein(emb)
+    for i in range(6):
+        for j in range(6):
+            assert d[i, j] == pytest.approx(ot.wasserstein_1d(emb[i], emb[j], p=1), abs=1e-12)
+
+
+def test_rd_without_reduction_grows_with_the_spread_of_the_replicas():
+    """Replicas c + s * noise: the no-reduction RD is proportional to s when c = 0 (W1 of
+    scaled distributions scales), which the UMAP RD cannot be (bench/rd_scale.py measures it)."""
+    noise = np.random.default_rng(4).normal(size=(10, 500))
+    plain = RDSettings(reduction="none", bootstrap=0)
+    rds = [replica_distance(s * noise, plain).rd for s in (0.01, 1.0, 100.0)]
+    assert rds[1] == pytest.approx(100 * rds[0]) and rds[2] == pytest.approx(100 * rds[1])
+
+
 def test_rd_of_identical_replicas_is_zero_and_of_scaled_copies_is_their_mean_distance():
     u = np.random.default_rng(1).normal(size=200)
     same = replica_distance(np.stack([u] * 5), RDSettings(reduction="none", bootstrap=50))
@@ -135,6 +153,11 @@ def test_digits_sweep_runs_and_aggregates_from_the_cli(cli, tmp_path):
     assert sorted(rd["model"]) == ["dropout", "simple"]
     assert (rd["rd"] > 0).all() and (rd["ci_low"] <= rd["rd"]).all() and (rd["rd"] <= rd["ci_high"]).all()
     assert rd["note"].str.contains("UMAP reduced to 2 dimensions").all()
+    assert (rd["rd_no_reduction_ci_low"] <= rd["rd_no_reduction"]).all() and (rd["rd_no_reduction"] > 0).all()
+    assert (rd["rd_no_reduction"] <= rd["rd_no_reduction_ci_high"]).all()
+    assert "blind to how far apart" in pd.read_parquet(folder / "rd_reading.parquet")["reading"].iloc[0]
+    dens = pd.read_parquet(folder / "rd_density.parquet")
+    assert set(dens["reduction"]) == {"umap", "none"}
     emb = pd.read_parquet(folder / "rd_embeddings.parquet")
     assert list(emb.columns) == ["model", "run_id", "dim_0", "dim_1"] and len(emb) == 8
     dist = pd.read_parquet(folder / "rd_distances.parquet")
