@@ -277,7 +277,7 @@ def figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
                     ax.set_title(f"{setting}" + (": lowest losses" if panel == "low" else ""))
         fig.suptitle("Loss landscape, every +-1 configuration" +
                      (" (random-number classifier)" if network == "classifier" else " (2x2-image CNN)"))
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.04 / len(settings)))
         figs[name] = fig
     return figs
 

@@ -257,6 +257,34 @@ def test_aggregate_and_figures_from_runs():
     assert list(figs) == ["fig6_classifier"] and len(figs["fig6_classifier"].axes) == 2
 
 
+def test_cnn_aggregate_keeps_settings_apart():
+    rows, store = [], {}
+    for i, (variant, reading, pooling, seed) in enumerate([("baseline", "signed_pairs", "flatten", 0),
+                                                           ("baseline", "pair_on_background", "flatten", 0),
+                                                           ("dropout", "signed_pairs", "mean", 0),
+                                                           ("dropout", "signed_pairs", "mean", 1)]):
+        cfg = LandscapeConfig(network="cnn", variant=variant, cnn_dataset=reading, cnn_pooling=pooling,
+                              conv_channels=1, cnn_hidden=1)
+        res = TASK.run(cfg, seed, ctx := SimpleContext())
+        rows.append({"run_id": f"r{i}", "status": "completed", "seed": seed, "cfg_network": "cnn",
+                     "cfg_variant": variant, "cfg_cnn_dataset": reading, "cfg_cnn_pooling": pooling,
+                     **{f"metric_{k}": v for k, v in res.metrics.items()}})
+        store[f"r{i}"] = ctx.artifacts
+    runs = pd.DataFrame(rows)
+    tables = TASK.aggregate(runs, pd.DataFrame(), lambda rid, name: store[rid][name])
+    summary = tables["landscape_cnn"]
+    assert sorted(zip(summary["setting"], summary["variant"])) == [
+        ("pair_on_background, flatten", "baseline"), ("signed_pairs, flatten", "baseline"),
+        ("signed_pairs, mean", "dropout")]
+    dropout = summary[summary["variant"] == "dropout"].iloc[0]
+    assert dropout["seeds"] == 2 and dropout["min_loss_lo"] == min(runs.loc[2:, "metric_min_loss"])
+    levels = tables["landscape_levels"]
+    assert levels.groupby("setting")["multiplicity"].sum().to_dict() == {
+        "pair_on_background, flatten": 2 ** 17, "signed_pairs, flatten": 2 ** 17, "signed_pairs, mean": 2 ** 14}
+    figs = TASK.figures(tables, runs, pd.DataFrame())
+    assert list(figs) == ["fig7_cnn"] and len(figs["fig7_cnn"].axes) == 3 * 2
+
+
 @pytest.mark.parametrize("bad", [dict(hidden_sizes=()), dict(n_samples=0), dict(dropout_p=1.0),
                                  dict(loss_decimals=13), dict(hidden_sizes=(8, 8)), dict(max_elements=10)])
 def test_config_rejects_bad_values(bad):
