@@ -51,8 +51,9 @@ def main() -> None:
         cases.append(("classifier expanded + bias",
                       build_classifier(classifier_inputs(x, True, 0.5), y, (3, 3, 2), True, "none")))
         images, labels = cnn_dataset()
-        shape = CnnShape("baseline", 2, 2, "relu", 0.3)
-        cases.append(("cnn baseline", build_cnn(images, labels, shape, dropout_mask(shape, 12, 0, torch.float64))))
+        for name, shape in (("cnn baseline mean-pool 2ch", CnnShape("baseline", 2, 2, "relu", 0.3, "mean")),
+                            ("cnn baseline flatten 1ch+bias", CnnShape("baseline", 1, 2, "relu", 0.3, "flatten", True))):
+            cases.append((name, build_cnn(images, labels, shape, dropout_mask(shape, 12, 0, torch.float64))))
 
     print(f"threads={args.threads} n_samples={args.n_samples} cpu_count={os.cpu_count()} "
           f"loadavg={os.getloadavg()[0]:.2f} torch={torch.__version__}")

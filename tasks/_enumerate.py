@@ -80,7 +80,9 @@ class LayeredNet:
 
     first:  (U1, P1, N) output of each first-layer unit under each of its P1 patterns, on
             each of the N samples. Units may differ (e.g. a fixed dropout mask per unit);
-            an expanded view (stride 0 over units) is the common case.
+            an expanded view (stride 0 over units) is the common case. (U1, P1, N, F): each
+            unit gives F outputs that share its pattern (a conv channel's feature map,
+            flattened); the next layer then has U1 * F inputs, unit-major.
     layers: the layers after the first, the last being the output layer.
     loss:   "mse" (one output unit, targets y) or "cross_entropy" (two output units are
             the logits of classes 0 and 1, labels y in {0, 1}).
@@ -95,7 +97,11 @@ class LayeredNet:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss {self.loss!r} unknown; allowed: {', '.join(LOSSES)}")
-        fan_in = self.first.shape[0]
+        if self.first.dim() not in (3, 4):
+            raise ValueError(f"first must be (U1, P1, N) or (U1, P1, N, F), got shape {tuple(self.first.shape)}")
+        if self.first.dim() == 4 and not self.layers:
+            raise ValueError("a first layer with several outputs per unit needs a layer after it")
+        fan_in = self.first.shape[0] * (self.first.shape[3] if self.first.dim() == 4 else 1)
         for layer in self.layers:
             if layer.fan_in != fan_in:
                 raise ValueError(f"layer fan_in {layer.fan_in} != previous layer's units {fan_in}")
@@ -143,14 +149,15 @@ def iter_losses(net: LayeredNet, max_elements: int = 2 ** 20, gram: bool = True)
 
 def _descend(z: torch.Tensor, layers: tuple[Layer, ...], net: LayeredNet, max_elements: int,
              gram: bool) -> Iterator[torch.Tensor]:
-    # z: (B, U, P, N) = unit u of the current layer under pattern p, for B prefix configurations.
+    # z: (B, U, P, N) = unit u of the current layer under pattern p, for B prefix configurations;
+    # (B, U, P, N, F) for a first layer whose units give F outputs each.
     if not layers:
         yield _output_loss(z, net)
         return
     layer, rest = layers[0], layers[1:]
-    b_all, units, patterns, n = z.shape
+    b_all, units, patterns, n = z.shape[:4]
     combos = patterns ** units
-    if gram and not rest and net.loss == "mse" and layer.activation == "none" and not layer.bias:
+    if gram and z.dim() == 4 and not rest and net.loss == "mse" and layer.activation == "none" and not layer.bias:
         step = max(1, max_elements // max(combos * layer.n_patterns, units * patterns * n))
         for b0 in range(0, b_all, step):
             yield _mse_gram(z[b0:b0 + step], layer, net.y)
@@ -166,8 +173,10 @@ def _preactivation_blocks(z: torch.Tensor, w: torch.Tensor, bias: torch.Tensor |
     """The next layer's pre-activations for every choice of patterns of z's units, in index
     order, as blocks of (states, Q, N) of at most about max_elements numbers.
 
-    bias: None, or (1 or B, Q, 1 or N), shared by all states or one per state."""
-    b_all, units, patterns, n = z.shape
+    bias: None, or (1 or B, Q, 1 or N), shared by all states or one per state.
+    z may carry F outputs per unit (B, U, P, N, F); w then has U * F columns, unit-major."""
+    b_all, units, patterns, n = z.shape[:4]
+    feats = z.shape[4] if z.dim() == 5 else 1
     per_state = patterns ** units * w.shape[0] * n
     if per_state <= max_elements or units == 1:
         step = max(1, max_elements // per_state)
@@ -178,22 +187,37 @@ def _preactivation_blocks(z: torch.Tensor, w: torch.Tensor, bias: torch.Tensor |
     # One prefix state alone is too big: make the pattern of its first unit (the most
     # significant digit) part of the prefix, with that unit's term folded into a per-state bias.
     for b in range(b_all):
-        fixed = w[None, :, 0, None] * z[b, 0][:, None, :]                        # (P, Q, N)
+        fixed = _unit_term(z[b:b + 1, 0], w[:, :feats])[0]                       # (P, Q, N)
         if bias is not None:
             fixed = fixed + bias[0 if bias.shape[0] == 1 else b]
-        yield from _preactivation_blocks(z[b:b + 1, 1:].expand(patterns, -1, -1, -1), w[:, 1:], fixed,
+        rest = z[b:b + 1, 1:]
+        yield from _preactivation_blocks(rest.expand(patterns, *rest.shape[1:]), w[:, feats:], fixed,
                                          max_elements)
 
 
+def _unit_term(zu: torch.Tensor, wu: torch.Tensor) -> torch.Tensor:
+    """One unit's contribution to the next layer: zu (b, P, N[, F]), wu (Q, F) -> (b, P, Q, N)."""
+    if zu.dim() == 3:
+        return zu[:, :, None, :] * wu[None, None, :, 0, None]
+    return torch.einsum("bpnf,qf->bpqn", zu, wu)
+
+
 def _outer_preactivation(z: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """pre[b, p_1..p_U, q, n] = sum_u w[q, u] z[b, u, p_u, n] + bias[b, q, n], as (b * P^U, Q, N)."""
-    b, units, patterns, n = z.shape
+    """pre[b, p_1..p_U, q, n] = sum_u w[q, u] z[b, u, p_u, n] + bias[b, q, n], as (b * P^U, Q, N)
+    (with F outputs per unit: sum_u sum_f w[q, u F + f] z[b, u, p_u, n, f])."""
+    b, units, patterns, n = z.shape[:4]
     q = w.shape[0]
     acc = None
     for u in range(units):
-        shape = [b] + [1] * units + [1, n]
-        shape[1 + u] = patterns
-        term = z[:, u].reshape(shape) * w[:, u].reshape([1] * (units + 1) + [q, 1])
+        if z.dim() == 5:
+            feats = z.shape[4]
+            shape = [b] + [1] * units + [q, n]
+            shape[1 + u] = patterns
+            term = _unit_term(z[:, u], w[:, u * feats:(u + 1) * feats]).reshape(shape)
+        else:
+            shape = [b] + [1] * units + [1, n]
+            shape[1 + u] = patterns
+            term = z[:, u].reshape(shape) * w[:, u].reshape([1] * (units + 1) + [q, 1])
         acc = term if acc is None else acc + term  # grows by broadcasting; only the last add is full size
     if bias is not None:
         acc = acc + bias.reshape([bias.shape[0]] + [1] * units + list(bias.shape[1:]))

@@ -3,6 +3,8 @@
 Nothing here reaches a network. The tokenizer is either trained here from the training
 texts (a DistilBERT-compatible, lowercase WordPiece vocabulary) or read from a local
 folder that holds a `tokenizer.json` or a `vocab.txt` (e.g. a saved DistilBERT tokenizer).
+`auto` takes DistilBERT's own tokenizer (the paper's) from the data root when it is there
+and trains one otherwise.
 """
 from __future__ import annotations
 
@@ -14,6 +16,10 @@ import torch
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TRAIN = "train"  # the `tokenizer` value that trains a WordPiece vocabulary from the training texts
+AUTO = "auto"    # DistilBERT's tokenizer from the data root if present, else TRAIN
+# Where `auto` looks under the data root: a save_pretrained folder, or a Hugging Face hub
+# cache's snapshots of distilbert-base-uncased (either holds vocab.txt / tokenizer.json).
+DISTILBERT_FOLDERS = ("distilbert-base-uncased", "models--distilbert-base-uncased/snapshots/*")
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,23 @@ def synthetic_split(n: int, seed: int) -> TextSplit:
 
 
 # ----------------------------------------------------------------------------- tokenizer
+
+
+def _holds_tokenizer(folder: Path) -> bool:
+    return (folder / "tokenizer.json").is_file() or (folder / "vocab.txt").is_file()
+
+
+def resolve_tokenizer(source: str, root: str | None) -> str:
+    """What `build_tokenizer` will read: `auto` becomes the first DistilBERT folder under the
+    data root that holds a tokenizer (DISTILBERT_FOLDERS), else "train"; anything else is kept."""
+    if source != AUTO:
+        return source
+    if root is not None:
+        for pattern in DISTILBERT_FOLDERS:
+            for folder in sorted(Path(root).glob(pattern)):
+                if _holds_tokenizer(folder):
+                    return str(folder)
+    return TRAIN
 
 
 def build_tokenizer(source: str, train_texts: tuple[str, ...], vocab_size: int, lowercase: bool):

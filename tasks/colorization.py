@@ -48,10 +48,16 @@ class ColorizationConfig:
     """U-Net channels at full resolution (x2 per level, 3 levels)."""
     timesteps: int = 1000
     """Diffusion steps T of training (linear beta schedule scaled by 1000/T)."""
+    sampler: Literal["ddpm", "ddim"] = "ddpm"
+    """ddpm: ancestral sampling through all `timesteps` steps (the paper: "instead of using an
+    implicit diffusion model", Sec. 6.3.1); ddim: `sample_steps` DDIM steps, much faster."""
+    ddpm_variance: Literal["beta", "posterior"] = "beta"
+    """ddpm: the variance of each ancestral step, beta_t or the posterior's
+    beta_t (1 - abar_{t-1}) / (1 - abar_t) (Ho et al. 2020 found both alike; the paper does not say)."""
     sample_steps: int = 50
-    """Denoising steps at sampling (DDIM over evenly spaced timesteps; = timesteps with eta 1 is DDPM)."""
+    """ddim: denoising steps over evenly spaced timesteps (ignored by ddpm, which takes all of them)."""
     ddim_eta: float = 0.0
-    """DDIM stochasticity: 0 deterministic, 1 DDPM-like ancestral noise."""
+    """ddim: stochasticity, 0 deterministic, 1 DDPM-like ancestral noise (ignored by ddpm)."""
     steps: int = 20000
     """Training iterations (the paper leaves the number blank)."""
     batch_size: int = 32
@@ -82,7 +88,7 @@ class ColorizationConfig:
             raise ValueError(f"fill must be in [0, 1] (pixel units), got {self.fill}")
         if self.filled_noise not in ("noised", "clean"):
             raise ValueError(f"filled_noise must be 'noised' or 'clean', got {self.filled_noise!r}")
-        if not 1 <= self.sample_steps <= self.timesteps:
+        if self.sampler == "ddim" and not 1 <= self.sample_steps <= self.timesteps:
             raise ValueError(f"sample_steps must be in [1, timesteps={self.timesteps}], got {self.sample_steps}")
         for name in ("base_channels", "steps", "batch_size", "log_every", "n_train", "n_test"):
             if getattr(self, name) < 1:
@@ -271,7 +277,39 @@ def diffusion_loss(model: nn.Module, x0: torch.Tensor, gray: torch.Tensor, abar:
 @torch.no_grad()
 def sample(model: nn.Module, gray: torch.Tensor, abar: torch.Tensor, config: ColorizationConfig,
            inputs: _Inputs, generator: torch.Generator) -> torch.Tensor:
-    """DDIM (eta `ddim_eta`) over `sample_steps` evenly spaced timesteps; returns x0 in [-1, 1]."""
+    """Colorize: returns x0 in [-1, 1] by the config's sampler."""
+    if config.sampler == "ddpm":
+        return sample_ddpm(model, gray, abar, config, inputs, generator)
+    return sample_ddim(model, gray, abar, config, inputs, generator)
+
+
+@torch.no_grad()
+def sample_ddpm(model: nn.Module, gray: torch.Tensor, abar: torch.Tensor, config: ColorizationConfig,
+                inputs: _Inputs, generator: torch.Generator) -> torch.Tensor:
+    """Ancestral DDPM (Ho et al. 2020) through every timestep: the mean of q(x_{t-1} | x_t, x0)
+    at the predicted x0 (clipped to [-1, 1], as their sampler does), plus noise of variance
+    beta_t or the posterior's (`ddpm_variance`); no noise at the last step."""
+    model.eval()
+    n, _, s, _ = gray.shape
+    x = inputs.keep_fill(torch.randn((n, 3, s, s), generator=generator).to(gray.device))
+    for t in range(len(abar) - 1, -1, -1):
+        a = abar[t]
+        a_prev = abar[t - 1] if t > 0 else torch.tensor(1.0, device=a.device)
+        beta = 1 - a / a_prev
+        eps = model(x, gray, torch.full((n,), t, device=gray.device, dtype=torch.long))
+        x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+        x = (a_prev.sqrt() * beta / (1 - a)) * x0 + ((1 - beta).sqrt() * (1 - a_prev) / (1 - a)) * x
+        if t > 0:
+            var = beta if config.ddpm_variance == "beta" else beta * (1 - a_prev) / (1 - a)
+            x = x + var.sqrt() * torch.randn(x.shape, generator=generator).to(x.device)
+        x = inputs.keep_fill(x)
+    return x
+
+
+@torch.no_grad()
+def sample_ddim(model: nn.Module, gray: torch.Tensor, abar: torch.Tensor, config: ColorizationConfig,
+                inputs: _Inputs, generator: torch.Generator) -> torch.Tensor:
+    """DDIM (eta `ddim_eta`) over `sample_steps` evenly spaced timesteps."""
     model.eval()
     n, _, s, _ = gray.shape
     ts = torch.linspace(len(abar) - 1, 0, config.sample_steps).round().long().tolist()

@@ -7,7 +7,10 @@ degenerate: how many configurations share each loss value after rounding.
 * network "classifier": the random-number classifier, a tanh MLP 1-3-3-2-1 on x (raw) or
   2-3-3-2-1 on [x, c] (expanded), MSE to the label x > 0.5, on a seeded sample of x.
 * network "cnn": a tiny CNN on the 12 2x2 images of Sec. 6.5, cross entropy, in five
-  variants (baseline, dropout, batchnorm, equivariant, wrong_equivariant).
+  variants (baseline, dropout, batchnorm, equivariant, wrong_equivariant). The conv maps
+  are flattened into the dense layer (the paper names no pooling); global mean pooling is
+  an option (`cnn_pooling: mean`), under which the baseline cannot fit the 12 images and the
+  wrong-equivariant variant is blind by construction.
 
 The enumeration itself lives in `tasks._enumerate` (vectorized, chunked, bounded memory).
 """
@@ -55,11 +58,22 @@ class LandscapeConfig:
     conv_channels: int = 2
     """cnn: channels of the 3x3 convolution."""
     cnn_hidden: int = 2
-    """cnn: units of the dense layer between pooling and the two logits."""
+    """cnn: units of the dense layer between the conv features and the two logits."""
+    cnn_pooling: Literal["flatten", "mean"] = "flatten"
+    """cnn: how the conv maps reach the dense layer: flattened (4 inputs per channel; the paper's
+    "one convolutional layer, one fully connected layer", no pooling named) or global mean
+    pooled (1 input per channel; the earlier reading, kept as an option)."""
+    cnn_output_bias: bool = True
+    """cnn: give each of the two logits a +-1 bias, enumerated like the weights. The paper names
+    only weights; without this bias a ReLU network has no default class (all-zero features give
+    tied logits), and no configuration of the one-channel network fits the 12 images."""
+    cnn_dataset: Literal["signed_pairs", "pair_on_background"] = "signed_pairs"
+    """cnn: which reading of the paper's 12 images (Fig. 10 is not in the text; see
+    `tasks._landscape_nets.cnn_dataset`)."""
     cnn_activation: Literal["relu", "tanh"] = "relu"
     """cnn: activation after the convolution and after the dense layer."""
     dropout_p: float = 0.3
-    """cnn, variant dropout: drop probability of the fixed mask on the pooled features (paper: 0.3)."""
+    """cnn, variant dropout: drop probability of the fixed mask on the dense layer's inputs (paper: 0.3)."""
     loss_decimals: int = 8
     """Losses are rounded to this many decimals before counting distinct values (<= 5 with float32)."""
     dtype: Literal["float64", "float32"] = "float64"
@@ -92,7 +106,9 @@ class LandscapeConfig:
             weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
             return weights + (self.hidden_sizes[0] if self.first_layer_bias else 0)
         k = filter_basis(self.variant).shape[0]
-        return self.conv_channels * k + self.conv_channels * self.cnn_hidden + 2 * self.cnn_hidden
+        features = 4 if self.cnn_pooling == "flatten" else 1
+        return (self.conv_channels * k + self.conv_channels * features * self.cnn_hidden
+                + 2 * (self.cnn_hidden + self.cnn_output_bias))
 
 
 # ----------------------------------------------------------------------------- run
@@ -107,9 +123,9 @@ def run(config: LandscapeConfig, seed: int, ctx: RunContext) -> RunResult:
         net = build_classifier(inputs, y, config.hidden_sizes, config.first_layer_bias, config.output_activation)
         first_params = inputs.shape[1] + config.first_layer_bias
     else:
-        inputs, y = cnn_dataset(dtype, device)
+        inputs, y = cnn_dataset(dtype, device, config.cnn_dataset)
         shape = CnnShape(config.variant, config.conv_channels, config.cnn_hidden, config.cnn_activation,
-                         config.dropout_p)
+                         config.dropout_p, config.cnn_pooling, config.cnn_output_bias)
         mask = dropout_mask(shape, len(y), seed, dtype, device)
         net = build_cnn(inputs, y, shape, mask)
         first_params = filter_basis(config.variant).shape[0]
@@ -166,35 +182,75 @@ def _label(row: pd.Series) -> str:
     return text + (" + bias" if bool(row.get("cfg_first_layer_bias", False)) else "")
 
 
+def _setting(row: pd.Series) -> str:
+    """cnn: the dataset reading and pooling a variant was enumerated under ("" for the classifier)."""
+    if row.get("cfg_network", "classifier") != "cnn":
+        return ""
+    return f"{row.get('cfg_cnn_dataset', 'signed_pairs')}, {row.get('cfg_cnn_pooling', 'flatten')}"
+
+
 def _first_seed_per_label(runs: pd.DataFrame) -> pd.DataFrame:
     done = runs[runs["status"] == "completed"].copy()
     if done.empty:
         return done
     done["label"] = done.apply(_label, axis=1)
+    done["setting"] = done.apply(_setting, axis=1)
     done["group"] = done.get("cfg_network", "classifier")
-    return done.sort_values("seed").groupby(["group", "label"], sort=False).head(1)
+    return done.sort_values("seed").groupby(["group", "setting", "label"], sort=False).head(1)
+
+
+def _cnn_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per CNN setting and variant: the landscape counts (lowest seed) and, over all
+    seeds, the range of the minimum loss and of the best configuration's accuracy."""
+    done = runs[(runs["status"] == "completed") & (runs.get("cfg_network", "classifier") == "cnn")].copy()
+    if done.empty:
+        return pd.DataFrame()
+    done["setting"] = done.apply(_setting, axis=1)
+    done["variant"] = done.apply(_label, axis=1)
+    rows = []
+    for (setting, variant), g in done.groupby(["setting", "variant"], sort=False):
+        first = g.sort_values("seed").iloc[0]
+        rows.append({"setting": setting, "variant": variant, "seeds": len(g),
+                     "num_params": int(first["metric_num_params"]), "num_configs": int(first["metric_num_configs"]),
+                     "num_distinct_losses": int(first["metric_num_distinct_losses"]),
+                     "min_loss": float(first["metric_min_loss"]),
+                     "min_multiplicity": int(first["metric_min_multiplicity"]),
+                     "best_accuracy": float(first["metric_best_accuracy"]),
+                     "min_loss_lo": float(g["metric_min_loss"].min()), "min_loss_hi": float(g["metric_min_loss"].max()),
+                     "best_accuracy_lo": float(g["metric_best_accuracy"].min()),
+                     "best_accuracy_hi": float(g["metric_best_accuracy"].max())})
+    order = {v: i for i, v in enumerate(CNN_VARIANTS)}
+    return pd.DataFrame(rows).sort_values(["setting", "variant"], key=lambda c: c.map(order) if c.name == "variant"
+                                          else c).reset_index(drop=True)
 
 
 def aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict[str, pd.DataFrame]:
     """`landscape_levels`: every distinct loss and its multiplicity, for the lowest seed of
-    each network/variant; `landscape_multiplicity`: how many loss levels have each multiplicity."""
+    each network/setting/variant; `landscape_multiplicity`: how many loss levels have each
+    multiplicity; `landscape_cnn`: the CNN counts per setting and variant, with the minimum
+    loss and best-configuration accuracy over seeds (only the dropout mask depends on the seed)."""
     rows, hist = [], []
     for _, r in _first_seed_per_label(runs).iterrows():
         curve = load_artifact(r["run_id"], "loss_curve")
         for value, count in zip(curve["loss"], curve["count"]):
-            rows.append({"network": r["group"], "label": r["label"], "seed": r["seed"],
+            rows.append({"network": r["group"], "setting": r["setting"], "label": r["label"], "seed": r["seed"],
                          "run_id": r["run_id"], "loss": float(value), "multiplicity": int(count)})
         mult, levels = np.unique(curve["count"], return_counts=True)
         for m, k in zip(mult, levels):
-            hist.append({"network": r["group"], "label": r["label"], "seed": r["seed"],
+            hist.append({"network": r["group"], "setting": r["setting"], "label": r["label"], "seed": r["seed"],
                          "multiplicity": int(m), "levels": int(k)})
-    return {"landscape_levels": pd.DataFrame(rows), "landscape_multiplicity": pd.DataFrame(hist)}
+    tables = {"landscape_levels": pd.DataFrame(rows), "landscape_multiplicity": pd.DataFrame(hist)}
+    summary = _cnn_summary(runs)
+    if not summary.empty:
+        tables["landscape_cnn"] = summary
+    return tables
 
 
 def figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
     """fig6_classifier / fig7_cnn: sorted loss curves, highest loss first, one per label
-    (x = fraction of configurations; flat steps are degenerate configurations). fig7_cnn adds
-    the lowest losses against how many configurations reach them (log axis)."""
+    (x = fraction of configurations; flat steps are degenerate configurations). fig7_cnn has
+    one row per setting (dataset reading, pooling) and adds the lowest losses against how
+    many configurations reach them (log axis)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -202,40 +258,52 @@ def figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
     levels = tables.get("landscape_levels")
     if levels is None or levels.empty:
         return {}
+    if "setting" not in levels:
+        levels = levels.assign(setting="")
     figs = {}
     for network, name in (("classifier", "fig6_classifier"), ("cnn", "fig7_cnn")):
         part = levels[levels["network"] == network]
         if part.empty:
             continue
+        settings = sorted(part["setting"].unique())
         panels = [bool(b) for b in sorted(part["label"].str.contains("bias").unique())] \
             if network == "classifier" else [None, "low"]
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-        for ax, panel in zip(axes[0], panels):
-            sub = part if panel in (None, "low") else part[part["label"].str.contains("bias") == panel]
-            order = [v for v in CNN_VARIANTS if v in set(sub["label"])] if network == "cnn" \
-                else sorted(sub["label"].unique(), key=lambda l: (l.startswith("expanded"), l))
-            for label in order:
-                lv = sub[sub["label"] == label].sort_values("loss", ascending=panel == "low")
-                counts = lv["multiplicity"].to_numpy()
-                ys = np.concatenate([lv["loss"].to_numpy(), lv["loss"].to_numpy()[-1:]])
-                if panel == "low":  # the lowest losses, by how many configurations reach them
-                    ax.step(np.concatenate([[1], 1 + np.cumsum(counts)]), ys, where="post", label=label)
-                    continue
-                xs = np.concatenate([[0], np.cumsum(counts)]) / counts.sum()
-                ax.step(xs, ys, where="post", label=f"{label}: {len(lv)} distinct of {counts.sum():,}")
-            if panel == "low":
-                ax.set(xscale="log", xlabel="configurations with at most this loss", title="lowest losses")
-            else:
-                ax.set_xlabel("configurations, sorted by loss, highest first (fraction)")
-            ax.set_ylabel("MSE loss" if network == "classifier" else "cross-entropy loss")
-            if panel in (True, False):
-                ax.set_title("first-layer bias" if panel else "no bias")
-            ax.legend(fontsize=8)
+        fig, axes = plt.subplots(len(settings), len(panels), figsize=(5.5 * len(panels), 4 * len(settings)),
+                                 squeeze=False)
+        for row_axes, setting in zip(axes, settings):
+            for ax, panel in zip(row_axes, panels):
+                _landscape_panel(ax, part[part["setting"] == setting], network, panel)
+                if setting:
+                    ax.set_title(f"{setting}" + (": lowest losses" if panel == "low" else ""))
         fig.suptitle("Loss landscape, every +-1 configuration" +
                      (" (random-number classifier)" if network == "classifier" else " (2x2-image CNN)"))
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.04 / len(settings)))
         figs[name] = fig
     return figs
+
+
+def _landscape_panel(ax, sub: pd.DataFrame, network: str, panel) -> None:
+    if panel in (True, False):
+        sub = sub[sub["label"].str.contains("bias") == panel]
+    order = [v for v in CNN_VARIANTS if v in set(sub["label"])] if network == "cnn" \
+        else sorted(sub["label"].unique(), key=lambda l: (l.startswith("expanded"), l))
+    for label in order:
+        lv = sub[sub["label"] == label].sort_values("loss", ascending=panel == "low")
+        counts = lv["multiplicity"].to_numpy()
+        ys = np.concatenate([lv["loss"].to_numpy(), lv["loss"].to_numpy()[-1:]])
+        if panel == "low":  # the lowest losses, by how many configurations reach them
+            ax.step(np.concatenate([[1], 1 + np.cumsum(counts)]), ys, where="post", label=label)
+            continue
+        xs = np.concatenate([[0], np.cumsum(counts)]) / counts.sum()
+        ax.step(xs, ys, where="post", label=f"{label}: {len(lv)} distinct of {counts.sum():,}")
+    if panel == "low":
+        ax.set(xscale="log", xlabel="configurations with at most this loss", title="lowest losses")
+    else:
+        ax.set_xlabel("configurations, sorted by loss, highest first (fraction)")
+    ax.set_ylabel("MSE loss" if network == "classifier" else "cross-entropy loss")
+    if panel in (True, False):
+        ax.set_title("first-layer bias" if panel else "no bias")
+    ax.legend(fontsize=8)
 
 
 TASK = Task(

@@ -56,8 +56,10 @@ class QcdEosConfig:
     """Residual blocks per mass network (paper: 7)."""
     width: int = 32
     """Neurons per layer of the mass networks (paper: 32)."""
-    activation: Literal["silu", "sigmoid"] = "silu"
-    """Activation between blocks (inside a block it is always a sigmoid); silu = x * sigmoid(x)."""
+    activation: Literal["silu", "sigmoid"] = "sigmoid"
+    """Activation between blocks (inside a block it is always a sigmoid). sigmoid: the paper's
+    ("residual blocks with 32 neurons and sigmoid activation functions", Sec. 6.2.1); silu =
+    x * sigmoid(x), what the authors' notebook uses between blocks."""
     mass_max_gev: float = 3.0
     """Masses are mass_max * sigmoid(output), so in (0, mass_max) GeV."""
     quadrature: Literal["laguerre", "legendre"] = "laguerre"

@@ -10,11 +10,14 @@ Two modes:
 Five networks: simple, dropout (0.3 before the output layer), batchnorm (after each
 conv), flip and rot180 ("equivariance" CNNs: during training, a random half of each
 batch is flipped horizontally / rotated 180 degrees in the forward pass). Adam, cross
-entropy.
+entropy. With `augment: paper` the flip and rot180 models also see augmented data (Sec. 6.6,
+"Data Preparation"): each training image is flipped / rotated with probability `augment_p`
+before it enters the network, on top of the half-batch transform.
 
 Packed seeds train as one vectorized ensemble (torch.func: stack_module_state,
 functional_call, vmap) or one after another. All randomness a replica sees (initial
-weights, batch order, dropout masks, which half of a batch is transformed) is drawn from
+weights, batch order, dropout masks, which half of a batch is transformed, which images are
+augmented and by what angle) is drawn from
 generators seeded by that replica's seed, outside the vmapped function, so both paths
 give each seed the same training as running that seed alone.
 """
@@ -36,6 +39,7 @@ from tasks.datasets import load_dataset
 from tasks.replica_distance import RDSettings
 
 MODELS = ("simple", "dropout", "batchnorm", "flip", "rot180")
+AUGMENTED_MODELS = ("flip", "rot180")  # the models the paper augments (Sec. 6.6)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,19 @@ class ReplicaConfig:
     """Units of the fully connected layer."""
     dropout: float = 0.3
     """Dropout rate of the dropout model."""
+    augment: Literal["none", "paper"] = "none"
+    """Data augmentation of the training images. paper (Sec. 6.6, "Data Preparation"): a random
+    horizontal flip for the flip model, a random rotation for the rot180 model (see
+    `augment_rotation`), nothing for the other three; applied on the run's device, per image,
+    before the forward pass and so on top of the model's half-batch transform. none: no augmentation."""
+    augment_p: float = 0.5
+    """Probability that a training image is augmented, drawn per image per epoch from the replica's seed."""
+    augment_rotation: Literal["half_turn", "uniform"] = "half_turn"
+    """rot180 model under `augment: paper`: turn by 180 degrees (the model's own group; the paper
+    says only "rotations"), or by an angle uniform in [-rotation_max_deg, rotation_max_deg]
+    (bilinear, zeros outside, i.e. the mean colour after normalization; positive = counterclockwise)."""
+    rotation_max_deg: float = 15.0
+    """Largest angle of `augment_rotation: uniform`, in degrees."""
     vectorize: Literal["auto", "on", "off"] = "auto"
     """Train a trial's seeds as one vmapped ensemble (on), one after another (off), or by device (auto)."""
     download: bool = False
@@ -76,6 +93,10 @@ class ReplicaConfig:
             raise ValueError("n_images >= 2, epochs >= 1, batch_size >= 1 and hidden >= 1 are required")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.augment_p <= 1.0:
+            raise ValueError(f"augment_p must be in [0, 1], got {self.augment_p}")
+        if not 0.0 < self.rotation_max_deg <= 180.0:
+            raise ValueError(f"rotation_max_deg must be in (0, 180], got {self.rotation_max_deg}")
 
 
 # ----------------------------------------------------------------------------- networks
@@ -206,6 +227,33 @@ class _Replica:
             transform[torch.randperm(batch, generator=self.gen)[: batch // 2]] = True
         return drop, transform
 
+    def augmentation(self, batch: int) -> torch.Tensor | None:
+        """Per image of a batch: 0 = leave it, 1 = flip / turn by 180 degrees, or the rotation
+        angle in degrees (`augment_rotation: uniform`, 0 where not augmented). None: no
+        augmentation for this model. Drawn after `masks`, so a model without augmentation
+        sees the same random stream as before the option existed."""
+        cfg = self.config
+        if cfg.augment == "none" or cfg.model not in AUGMENTED_MODELS:
+            return None
+        chosen = (torch.rand(batch, generator=self.gen) < cfg.augment_p).float()
+        if cfg.model == "rot180" and cfg.augment_rotation == "uniform":
+            angle = (2 * torch.rand(batch, generator=self.gen) - 1) * cfg.rotation_max_deg
+            return chosen * angle
+        return chosen
+
+
+def augment_images(x: torch.Tensor, aug: torch.Tensor, config: ReplicaConfig) -> torch.Tensor:
+    """x (..., C, H, W) training images, aug (...) from `_Replica.augmentation`, on x's device."""
+    if config.model == "rot180" and config.augment_rotation == "uniform":
+        flat, angle = x.flatten(0, -4), torch.deg2rad(aug.flatten())
+        cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)
+        theta = torch.stack([torch.stack([cos, -sin, zero], -1), torch.stack([sin, cos, zero], -1)], -2)
+        grid = F.affine_grid(theta.to(flat.dtype), list(flat.shape), align_corners=False)
+        turned = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return turned.view(x.shape)
+    moved = x.flip(-1) if config.model == "flip" else x.flip(-1, -2)
+    return torch.where(aug.bool()[..., None, None, None], moved, x)
+
 
 def use_vectorized(config: ReplicaConfig, device: str, n_seeds: int) -> bool:
     """auto: vectorize whenever a trial packs several seeds. On a GPU one big kernel beats
@@ -240,7 +288,11 @@ def train_replicas(config: ReplicaConfig, seeds: Sequence[int], data_root: str |
             for start in range(0, n, config.batch_size):
                 idx = torch.stack([o[start:start + config.batch_size] for o in orders]).to(dev)
                 drops, transforms = zip(*(r.masks(idx.shape[1]) for r in replicas))
-                batch_losses = step(models, params, buffers, forward, opt, train_x[idx], train_y[idx],
+                augs = [r.augmentation(idx.shape[1]) for r in replicas]
+                x = train_x[idx]
+                if augs[0] is not None:
+                    x = augment_images(x, _stack(augs, dev), config)
+                batch_losses = step(models, params, buffers, forward, opt, x, train_y[idx],
                                     _stack(drops, dev), _stack(transforms, dev))
                 losses += batch_losses * idx.shape[1]
             if vectorized and (on_epoch is not None or epoch == config.epochs - 1):

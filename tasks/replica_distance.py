@@ -16,9 +16,17 @@ For the replicas of one model:
 
 A bootstrap over replicas (resampling replicas with replacement, reusing the embedding and
 dropping pairs of a replica with itself) gives the confidence interval.
+
+What it measures: UMAP keeps neighbourhoods, not distances, and re-embeds the replicas at a
+scale of its own, so the paper's RD says how the replicas are arranged relative to one
+another, not how far apart they are in weight space (replicas spread 100x wider or
+narrower give about the same RD; bench/rd_scale.py). The aggregation therefore also reports
+the RD without reduction (step 2 skipped: the Wasserstein distances between the flattened
+weights themselves), which grows with that spread, beside the paper's.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Literal
@@ -46,6 +54,9 @@ class RDSettings:
     ci: float = 0.95
     """Confidence level."""
     bootstrap_seed: int = 0
+    """Seed of the bootstrap resampling."""
+    also_no_reduction: bool = True
+    """Also report the RD without reduction beside the headline one (columns rd_no_reduction*)."""
 
     def __post_init__(self) -> None:
         if self.reduction not in ("umap", "none"):
@@ -92,14 +103,16 @@ def reduce(weights: np.ndarray, settings: RDSettings) -> tuple[np.ndarray, list[
 
 
 def pairwise_wasserstein(embedding: np.ndarray) -> np.ndarray:
-    """1-Wasserstein distance between the rows, each taken as a 1-D empirical distribution."""
-    import ot
-    n = embedding.shape[0]
+    """1-Wasserstein distance between the rows, each taken as a 1-D empirical distribution.
+
+    The rows have equal length and equal weights, so W1 is the mean absolute difference of
+    the sorted rows (what POT's wasserstein_1d computes; tested against it): each row is
+    sorted once, which keeps the no-reduction RD (rows of every weight) affordable."""
+    ordered = np.sort(np.asarray(embedding, dtype=np.float64), axis=1)
+    n = ordered.shape[0]
     out = np.zeros((n, n))
     for i in range(n - 1):
-        rest = embedding[i + 1:].T                       # (d, n - i - 1): one distribution per column
-        mine = np.repeat(embedding[i][:, None], rest.shape[1], axis=1)
-        out[i, i + 1:] = ot.wasserstein_1d(mine, rest, p=1)
+        out[i, i + 1:] = np.abs(ordered[i + 1:] - ordered[i]).mean(axis=1)
     return out + out.T
 
 
@@ -170,10 +183,19 @@ def _groups(runs: pd.DataFrame):
         yield (label + (" " + " ".join(extra) if extra else "")), cfg, part.sort_values("seed")
 
 
+RD_READING = (
+    "rd: the paper's RD (UMAP, then Wasserstein between replicas). UMAP keeps neighbourhoods, not "
+    "distances, so it says how the replicas are arranged relative to one another and is blind to how far "
+    "apart they are in weight space. rd_no_reduction: the same on the flattened weights themselves; it grows "
+    "with that spread. The two need not rank models alike.")
+
+
 def aggregate_replicas(runs: pd.DataFrame, history: pd.DataFrame, load_artifact,
                        settings: RDSettings = RDSettings()) -> dict[str, pd.DataFrame]:
-    """Tables `rd`, `rd_embeddings`, `rd_distances`, `rd_density` and `accuracy_curves`."""
+    """Tables `rd` (with the no-reduction RD beside the paper's), `rd_reading` (what each
+    column measures), `rd_embeddings`, `rd_distances`, `rd_density` and `accuracy_curves`."""
     rd_rows, emb_rows, dist_rows, dens_rows = [], [], [], []
+    plain = dataclasses.replace(settings, reduction="none")
     for label, cfg, part in _groups(runs):
         if cfg.get("mode", "subset") != "subset":
             continue
@@ -184,17 +206,25 @@ def aggregate_replicas(runs: pd.DataFrame, history: pd.DataFrame, load_artifact,
         ids = list(part["run_id"])
         weights = np.stack([load_artifact(rid, "weights")["weights"] for rid in ids])
         res = replica_distance(weights, settings)
-        rd_rows.append({"model": label, "n_replicas": res.n_replicas, "n_components": res.n_components,
-                        "rd": res.rd, "ci_low": res.ci_low, "ci_high": res.ci_high,
-                        "ci_level": settings.ci, "bootstrap": settings.bootstrap, "bins": settings.bins,
-                        "sigma_bins": settings.sigma_bins, "n_neighbors": settings.n_neighbors,
-                        "umap_seed": settings.umap_seed, "note": "; ".join(res.notes)})
+        row = {"model": label, "n_replicas": res.n_replicas, "n_components": res.n_components,
+               "rd": res.rd, "ci_low": res.ci_low, "ci_high": res.ci_high}
+        dens_rows.append(pd.DataFrame({"model": label, "reduction": settings.reduction,
+                                       "distance": res.density_x, "density": res.density}))
+        if settings.also_no_reduction and settings.reduction != "none":
+            flat = replica_distance(weights, plain)
+            row.update({"rd_no_reduction": flat.rd, "rd_no_reduction_ci_low": flat.ci_low,
+                        "rd_no_reduction_ci_high": flat.ci_high})
+            dens_rows.append(pd.DataFrame({"model": label, "reduction": "none",
+                                           "distance": flat.density_x, "density": flat.density}))
+        rd_rows.append({**row, "reduction": settings.reduction, "ci_level": settings.ci,
+                        "bootstrap": settings.bootstrap, "bins": settings.bins, "sigma_bins": settings.sigma_bins,
+                        "n_neighbors": settings.n_neighbors, "umap_seed": settings.umap_seed,
+                        "note": "; ".join(res.notes)})
         for rid, vec in zip(ids, res.embedding):
             emb_rows.append({"model": label, "run_id": rid, **{f"dim_{k}": float(v) for k, v in enumerate(vec)}})
         a, b = np.triu_indices(len(ids), 1)
         dist_rows.append(pd.DataFrame({"model": label, "run_a": np.asarray(ids)[a], "run_b": np.asarray(ids)[b],
                                        "distance": res.distances[a, b]}))
-        dens_rows.append(pd.DataFrame({"model": label, "distance": res.density_x, "density": res.density}))
     tables = {
         "rd": pd.DataFrame(rd_rows),
         "rd_embeddings": pd.DataFrame(emb_rows),
@@ -202,6 +232,8 @@ def aggregate_replicas(runs: pd.DataFrame, history: pd.DataFrame, load_artifact,
         "rd_density": pd.concat(dens_rows, ignore_index=True) if dens_rows else pd.DataFrame(),
         "accuracy_curves": accuracy_curves(runs, history),
     }
+    if rd_rows and "rd_no_reduction" in tables["rd"]:
+        tables["rd_reading"] = pd.DataFrame([{"reading": RD_READING}])
     return tables
 
 
@@ -227,14 +259,30 @@ def replica_figures(tables: dict[str, pd.DataFrame], runs, history) -> dict:
     figs = {}
     dens = tables.get("rd_density", pd.DataFrame())
     if not dens.empty:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        rd = tables["rd"].set_index("model")["rd"]
-        for model, part in dens.groupby("model"):
-            ax.plot(part["distance"], part["density"], label=f"{model} (RD {rd.get(model, np.nan):.3g})")
-        ax.set_xlabel("pairwise Wasserstein distance between replicas")
-        ax.set_ylabel("density (smoothed)")
-        ax.set_title("Replica distance distributions (cf. Fig. 8B)")
-        ax.legend(fontsize=8)
+        rd = tables["rd"].set_index("model")
+        if "reduction" not in dens:
+            dens = dens.assign(reduction="umap")
+        kinds = [k for k in ("umap", "none") if k in set(dens["reduction"])]
+        fig, axes = plt.subplots(1, len(kinds), figsize=(6.5 * len(kinds), 4.6), squeeze=False)
+        for ax, kind in zip(axes[0], kinds):
+            headline = kind == rd["reduction"].iloc[0]
+            value, low, high = ("rd", "ci_low", "ci_high") if headline else \
+                ("rd_no_reduction", "rd_no_reduction_ci_low", "rd_no_reduction_ci_high")
+            for model, part in dens[dens["reduction"] == kind].groupby("model"):
+                r = rd.loc[model]
+                ax.plot(part["distance"], part["density"],
+                        label=f"{model}: {r[value]:.3g} [{r[low]:.3g}, {r[high]:.3g}]")
+            ax.set_xlabel("pairwise Wasserstein distance between replicas"
+                          + (" (UMAP embedding)" if kind == "umap" else " (flattened weights)"))
+            ax.set_ylabel("density (smoothed)")
+            ax.set_title("RD, the paper's (UMAP; cf. Fig. 8B)" if kind == "umap" else "RD without reduction")
+            ax.legend(fontsize=7, title="model: RD [CI]", title_fontsize=7)
+        if len(kinds) == 2:
+            fig.text(0.01, 0.01, "UMAP keeps neighbourhoods, not distances: the left RD is blind to how far apart "
+                                 "replicas are in weight space; the right one grows with it.", fontsize=8)
+            fig.tight_layout(rect=(0, 0.05, 1, 1))
+        else:
+            fig.tight_layout()
         figs["rd_density"] = fig
     curves = tables.get("accuracy_curves", pd.DataFrame())
     if not curves.empty:

@@ -38,7 +38,10 @@ class SentimentConfig:
     fill: float = 0.0
     """Value interleaved with the frozen embedding (the paper: zeros); ignored (stored 0.0) for standard."""
     tokenizer: str = _text.TRAIN
-    """"train": WordPiece trained on the training texts; or a local folder with tokenizer.json / vocab.txt."""
+    """"train": WordPiece trained on the training texts; "auto": DistilBERT's own tokenizer (the
+    paper's DistilBertTokenizer) from <data root>/distilbert-base-uncased/ (or a hub cache's
+    models--distilbert-base-uncased/snapshots/*/) when present, else "train" (the metric
+    `tokenizer_pretrained` says which); or a local folder with tokenizer.json / vocab.txt."""
     vocab_size: int = 30522
     """Target vocabulary of a trained tokenizer (DistilBERT's size); the model uses the tokenizer's actual size."""
     lowercase: bool = True
@@ -157,6 +160,7 @@ class Encoded:
     test_labels: torch.Tensor
     vocab_size: int
     pad_id: int
+    tokenizer_source: str
 
 
 def _subset(split: _text.TextSplit, limit: int | None, rng: np.random.Generator) -> _text.TextSplit:
@@ -179,11 +183,12 @@ def load_encoded(dataset: str, root: str | None, tokenizer: str, vocab_size: int
     rng = np.random.default_rng(split_seed)
     train, test = _subset(train, train_limit, rng), _subset(test, test_limit, rng)
     # the tokenizer only ever sees training texts
-    tok = _text.build_tokenizer(tokenizer, train.texts, vocab_size, lowercase)
+    source = _text.resolve_tokenizer(tokenizer, root)
+    tok = _text.build_tokenizer(source, train.texts, vocab_size, lowercase)
     train_ids, train_mask = _text.encode(tok, train.texts, max_length)
     test_ids, test_mask = _text.encode(tok, test.texts, max_length)
     return Encoded(train_ids, train_mask, torch.from_numpy(train.labels), test_ids, test_mask,
-                   torch.from_numpy(test.labels), tok.get_vocab_size(), tok.token_to_id("[PAD]"))
+                   torch.from_numpy(test.labels), tok.get_vocab_size(), tok.token_to_id("[PAD]"), source)
 
 
 # ----------------------------------------------------------------------------- training
@@ -249,6 +254,7 @@ def run(config: SentimentConfig, seed: int, ctx: RunContext) -> RunResult:
         "test_acc": test_acc, "best_test_acc": best_acc, "test_loss": test_loss, "train_loss": train_loss,
         "n_params": count_parameters(model), "n_trainable_params": count_parameters(model, trainable_only=True),
         "vocab_size": data.vocab_size, "n_train": len(data.train_labels), "n_test": len(data.test_labels),
+        "tokenizer_pretrained": int(data.tokenizer_source != _text.TRAIN),
     })
 
 

@@ -21,7 +21,8 @@ def test_config_validates_and_canonicalizes_raw_runs():
     with pytest.raises(ValueError, match="multiple of 4"):
         ColorizationConfig(image_size=10)
     with pytest.raises(ValueError, match="sample_steps"):
-        ColorizationConfig(timesteps=10, sample_steps=11)
+        ColorizationConfig(timesteps=10, sample_steps=11, sampler="ddim")
+    assert ColorizationConfig(timesteps=10, sample_steps=11).sampler == "ddpm"  # ddpm takes all 10 steps
     raw = ColorizationConfig(expansion_factor=1, fill=0.7, filled_noise="clean")
     assert (raw.fill, raw.filled_noise) == (0.0, "noised")
 
@@ -120,11 +121,35 @@ class _Oracle(torch.nn.Module):
         return (x - a.sqrt() * self.x0) / (1 - a).sqrt()
 
 
-@pytest.mark.parametrize("eta", [0.0, 1.0])
-def test_sampler_recovers_the_image_from_exact_noise_predictions(eta):
-    cfg = ColorizationConfig(**{**TINY, "expansion_factor": 2, "ddim_eta": eta, "timesteps": 50, "sample_steps": 7})
+@pytest.mark.parametrize("sampler", [dict(sampler="ddim", ddim_eta=0.0), dict(sampler="ddim", ddim_eta=1.0),
+                                     dict(sampler="ddpm"), dict(sampler="ddpm", ddpm_variance="posterior")])
+def test_sampler_recovers_the_image_from_exact_noise_predictions(sampler):
+    cfg = ColorizationConfig(**{**TINY, "expansion_factor": 2, "timesteps": 50, "sample_steps": 7, **sampler})
     inputs = _Inputs(cfg, torch.device("cpu"))
     x0, gray = inputs(torch.rand(2, 3, 8, 8))
     abar = alpha_bars(cfg.timesteps)
     out = sample(_Oracle(x0, abar), gray, abar, cfg, inputs, torch.Generator().manual_seed(0))
     assert torch.allclose(out, x0, atol=1e-4)
+
+
+def test_ddpm_is_the_default_and_walks_every_timestep_with_fresh_noise():
+    assert ColorizationConfig().sampler == "ddpm"
+    cfg = ColorizationConfig(**{**TINY, "timesteps": 30})
+    inputs = _Inputs(cfg, torch.device("cpu"))
+    _, gray = inputs(torch.rand(2, 3, 8, 8))
+    seen = []
+
+    class Zero(torch.nn.Module):
+        def forward(self, x, gray, t):
+            seen.append(int(t[0]))
+            return torch.zeros_like(x)
+
+    abar = alpha_bars(cfg.timesteps)
+    a = sample(Zero(), gray, abar, cfg, inputs, torch.Generator().manual_seed(0))
+    assert seen == list(range(29, -1, -1))
+    b = sample(Zero(), gray, abar, cfg, inputs, torch.Generator().manual_seed(1))
+    assert not torch.allclose(a, b)  # ancestral: the noise of every step shows in the result
+    seen.clear()
+    sample(Zero(), gray, abar, ColorizationConfig(**{**TINY, "timesteps": 30, "sampler": "ddim", "sample_steps": 5}),
+           inputs, torch.Generator().manual_seed(0))
+    assert len(seen) == 5

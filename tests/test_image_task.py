@@ -176,3 +176,56 @@ def test_per_image_random_fill_is_fixed_across_epochs_and_per_batch_is_not():
                     0, mean, std, torch.device("cpu"))
     assert not torch.equal(batch(x, idx, 0), batch(x, idx, 0))
     assert torch.equal(batch(x, idx, 0)[..., ::2, ::2], x)
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+def test_random_crop_flip_takes_shifted_windows_of_the_padded_image():
+    from tasks.image_classification import random_crop_flip
+    x = torch.rand(64, 3, 8, 8)
+    assert torch.equal(random_crop_flip(x, 0, False, torch.Generator().manual_seed(0)), x)
+    gen, twin = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    out = random_crop_flip(x, 2, True, gen)
+    offsets = torch.randint(0, 5, (64, 2), generator=twin)
+    mirror = torch.rand(64, generator=twin) < 0.5
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(64):
+        oy, ox = offsets[i].tolist()
+        want = padded[i, :, oy:oy + 8, ox:ox + 8]
+        assert torch.equal(out[i], want.flip(-1) if mirror[i] else want)
+    assert 0 < int(mirror.sum()) < 64 and len({tuple(o) for o in offsets.tolist()}) > 10
+
+
+def test_standard_augmentation_is_seeded_train_only_and_comes_before_expansion():
+    from tasks.image_classification import _Inputs
+    x, idx = torch.rand(16, 3, 8, 8) * 0.5 + 0.25, torch.arange(16)
+    mean, std = torch.zeros(3), torch.ones(3)
+    cfg = ImageClassificationConfig(expansion_factor=2, fill=1.0, augment="standard", crop_padding_px=2)
+    a, b = _Inputs(cfg, 0, mean, std, torch.device("cpu")), _Inputs(cfg, 0, mean, std, torch.device("cpu"))
+    first = a(x, idx, 0)
+    assert torch.equal(first, b(x, idx, 0)) and not torch.equal(first, a(x, idx, 0))  # seeded, new each batch
+    assert torch.equal(a(x, idx, 1)[..., ::2, ::2], x)                               # test images untouched
+    filled = ~original_mask(8, 8, 2)
+    assert torch.all(first[..., filled] == 1.0)  # cropping after expansion would move the fill grid
+    originals = first[..., ::2, ::2]
+    assert torch.any(originals == 0.0) and not torch.equal(originals, x)  # padding pixels cropped in
+
+
+def test_standard_augmentation_does_not_mirror_digits():
+    from tasks.image_classification import _Inputs
+    x = torch.rand(32, 1, 8, 8)
+    inputs = _Inputs(ImageClassificationConfig(augment="standard", crop_padding_px=0), 0, torch.zeros(1),
+                     torch.ones(1), torch.device("cpu"))
+    assert torch.equal(inputs(x, torch.arange(32), 0), x)
+    cifar_like = ImageClassificationConfig(dataset="cifar10", augment="standard", crop_padding_px=0)
+    mirrored = _Inputs(cifar_like, 0, torch.zeros(1), torch.ones(1), torch.device("cpu"))(x, torch.arange(32), 0)
+    assert not torch.equal(mirrored, x) and all(torch.equal(m, o) or torch.equal(m, o.flip(-1))
+                                                for m, o in zip(mirrored, x))
+
+
+def test_augmented_run_trains_and_differs_from_the_plain_one():
+    task = get_task("image_classification")
+    plain = task.run(ImageClassificationConfig(epochs=1, width=8), 3, SimpleContext()).metrics
+    aug = task.run(ImageClassificationConfig(epochs=1, width=8, augment="standard"), 3, SimpleContext()).metrics
+    assert math.isfinite(aug["train_loss"]) and aug["train_loss"] != plain["train_loss"]

@@ -7,11 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
+from conftest import REPO
 from tasks import SimpleContext, get_task
 from tasks._enumerate import LossTally, iter_losses, sign_patterns
 from tasks._landscape_nets import (
-    CNN_VARIANTS, CnnShape, build_classifier, build_cnn, classifier_inputs, cnn_dataset, dropout_mask,
+    CNN_DATASETS, CNN_VARIANTS, CnnShape, build_classifier, build_cnn, classifier_inputs, cnn_dataset, dropout_mask,
     filter_basis, params_of, plain_classifier_forward, plain_cnn_logits, plain_loss,
 )
 from tasks.landscape import LandscapeConfig
@@ -109,29 +111,35 @@ def test_gram_shortcut_equals_per_sample_loss_and_chunking_changes_nothing():
     np.testing.assert_array_equal(all_losses(net, gram=False, max_elements=1024), ref)
 
 
+@pytest.mark.parametrize("pooling", ["flatten", "mean"])
 @pytest.mark.parametrize("variant", CNN_VARIANTS)
-def test_cnn_enumeration_matches_plain_forward(variant):
+def test_cnn_enumeration_matches_plain_forward(variant, pooling):
     images, y = cnn_dataset()
-    shape = CnnShape(variant, channels=2, hidden=1, activation="relu", dropout_p=0.3)
+    k = filter_basis(variant).shape[0]
+    channels = 2 if pooling == "mean" or k <= 4 else 1   # keep flatten at <= 2^20 configurations
+    shape = CnnShape(variant, channels=channels, hidden=1, activation="relu", dropout_p=0.3, pooling=pooling,
+                     output_bias=pooling == "flatten")
     mask = dropout_mask(shape, len(y), seed=3, dtype=torch.float64)
     net = build_cnn(images, y, shape, mask)
     losses = all_losses(net, max_elements=4096)
-    k = filter_basis(variant).shape[0]
-    assert len(losses) == 2 ** (2 * k + 2 + 2)
+    features = shape.features_per_channel
+    assert len(losses) == 2 ** (channels * k + channels * features + 2 * (1 + shape.output_bias))
     for i in np.random.default_rng(1).choice(net.num_configs, 30, replace=False):
         logits = plain_cnn_logits(images, params_of(net, int(i), k), shape, mask)
         assert losses[i] == pytest.approx(plain_loss("cross_entropy", logits, y), abs=1e-12)
 
 
-@pytest.mark.parametrize("variant,max_elements", [("equivariant", 1024), ("dropout", 2 ** 15)])
-def test_cutting_one_prefix_into_blocks_changes_nothing(variant, max_elements):
-    """A prefix bigger than max_elements is cut along its units' patterns (dropout: units differ)."""
+@pytest.mark.parametrize("variant,max_elements,pooling", [("equivariant", 1024, "mean"), ("dropout", 2 ** 15, "mean"),
+                                                          ("wrong_equivariant", 2 ** 12, "flatten")])
+def test_cutting_one_prefix_into_blocks_changes_nothing(variant, max_elements, pooling):
+    """A prefix bigger than max_elements is cut along its units' patterns (dropout: units differ;
+    flatten: each unit hands on 4 features, summed in another order, so equal to rounding)."""
     images, y = cnn_dataset()
-    shape = CnnShape(variant, channels=2, hidden=1, activation="tanh", dropout_p=0.3)
+    shape = CnnShape(variant, channels=2, hidden=1, activation="tanh", dropout_p=0.3, pooling=pooling)
     net = build_cnn(images, y, shape, dropout_mask(shape, len(y), seed=0, dtype=torch.float64))
     whole = all_losses(net, max_elements=2 ** 24)
     assert len(whole) == net.num_configs
-    np.testing.assert_array_equal(all_losses(net, max_elements=max_elements), whole)
+    np.testing.assert_allclose(all_losses(net, max_elements=max_elements), whole, rtol=0, atol=1e-14)
 
 
 def test_tally_merges_chunks_like_one_unique():
@@ -150,14 +158,22 @@ def test_tally_merges_chunks_like_one_unique():
 
 
 def _orientation(img: torch.Tensor) -> int:
-    rows, cols = img.nonzero(as_tuple=True)
-    return 0 if rows[0] == rows[1] else 1
+    """0: the pair is horizontal, 1: vertical (the pair: the two nonzero pixels, or, on a
+    nonzero background, the rows or columns that are constant)."""
+    nonzero = img.nonzero()
+    if len(nonzero) == 2:
+        return 0 if nonzero[0, 0] == nonzero[1, 0] else 1
+    if img[0, 0] == img[0, 1] and img[1, 0] == img[1, 1]:
+        return 0
+    assert img[0, 0] == img[1, 0] and img[0, 1] == img[1, 1]
+    return 1
 
 
-def test_dataset_labels_survive_flips_and_half_turns_not_quarter_turns():
-    images, y = cnn_dataset()
+@pytest.mark.parametrize("reading", CNN_DATASETS)
+def test_dataset_labels_survive_flips_and_half_turns_not_quarter_turns(reading):
+    images, y = cnn_dataset(reading=reading)
     assert images.shape == (12, 2, 2) and set(images.unique().tolist()) == {-1.0, 0.0, 1.0}
-    assert int(y.sum()) == 6
+    assert int(y.sum()) == 6 and len({tuple(i.flatten().tolist()) for i in images}) == 12
     for img, label in zip(images, y):
         assert _orientation(img) == label
         for g in (lambda a: a.flip(1), lambda a: a.flip(0), lambda a: a.rot90(2)):
@@ -180,7 +196,7 @@ def test_equivariant_filters_are_invariant_under_their_group():
 def test_wrong_equivariance_cannot_beat_chance_and_right_equivariance_can():
     """Every vertical pair is a 90-degree rotation of a horizontal one, so a network invariant
     under 90-degree rotations gives both the same logits: loss >= ln 2, no better than chance."""
-    small = dict(network="cnn", conv_channels=2, cnn_hidden=2)
+    small = dict(network="cnn", conv_channels=2, cnn_hidden=2, cnn_pooling="mean", cnn_output_bias=False)
     wrong = TASK.run(LandscapeConfig(variant="wrong_equivariant", **small), 0, SimpleContext()).metrics
     right = TASK.run(LandscapeConfig(variant="equivariant", **small), 0, SimpleContext()).metrics
     assert wrong["num_configs"] == 2 ** (2 * 3 + 4 + 4) and right["num_configs"] == 2 ** (2 * 4 + 4 + 4)
@@ -188,8 +204,30 @@ def test_wrong_equivariance_cannot_beat_chance_and_right_equivariance_can():
     assert right["min_loss"] < math.log(2) - 0.1
 
 
+def _fig7_spec_config(**changes) -> LandscapeConfig:
+    fixed = yaml.safe_load((REPO / "sweeps" / "landscape-cnn.yaml").read_text())["fixed"]
+    return LandscapeConfig(**{**fixed, "hidden_sizes": (3, 3, 2), **changes})
+
+
+@pytest.mark.parametrize("reading", CNN_DATASETS)
+def test_fig7_baseline_best_configuration_classifies_all_twelve_images(reading):
+    """Before variants are compared, the baseline of the Fig. 7 spec must be able to fit its
+    data: its lowest-loss configuration classifies all 12 images (checked with plain torch)."""
+    res = TASK.run(_fig7_spec_config(variant="baseline", cnn_dataset=reading, cnn_pooling="flatten"), 0,
+                   SimpleContext()).metrics
+    assert res["best_accuracy"] == 1.0 and res["min_loss"] < 0.2
+
+
+def test_mean_pooled_baseline_without_output_bias_cannot_fit_the_images():
+    """The earlier reading: global mean pooling, no bias. Nothing breaks the tie of an all-zero
+    feature vector, and no configuration gets below ln 2 at one channel."""
+    res = TASK.run(LandscapeConfig(network="cnn", conv_channels=1, cnn_hidden=2, cnn_pooling="mean",
+                                   cnn_output_bias=False), 0, SimpleContext()).metrics
+    assert res["min_loss"] >= math.log(2) - 1e-9 and res["best_accuracy"] < 1.0
+
+
 def test_only_dropout_depends_on_the_seed():
-    base = dict(network="cnn", conv_channels=1, cnn_hidden=2)
+    base = dict(network="cnn", conv_channels=1, cnn_hidden=1)
     runs = {v: [TASK.run(LandscapeConfig(variant=v, **base), s, SimpleContext()).metrics for s in (0, 1)]
             for v in ("baseline", "dropout")}
     assert runs["baseline"][0]["min_loss"] == runs["baseline"][1]["min_loss"]
@@ -217,6 +255,34 @@ def test_aggregate_and_figures_from_runs():
     assert (tables["landscape_multiplicity"]["levels"] > 0).all()
     figs = TASK.figures(tables, runs, pd.DataFrame())
     assert list(figs) == ["fig6_classifier"] and len(figs["fig6_classifier"].axes) == 2
+
+
+def test_cnn_aggregate_keeps_settings_apart():
+    rows, store = [], {}
+    for i, (variant, reading, pooling, seed) in enumerate([("baseline", "signed_pairs", "flatten", 0),
+                                                           ("baseline", "pair_on_background", "flatten", 0),
+                                                           ("dropout", "signed_pairs", "mean", 0),
+                                                           ("dropout", "signed_pairs", "mean", 1)]):
+        cfg = LandscapeConfig(network="cnn", variant=variant, cnn_dataset=reading, cnn_pooling=pooling,
+                              conv_channels=1, cnn_hidden=1)
+        res = TASK.run(cfg, seed, ctx := SimpleContext())
+        rows.append({"run_id": f"r{i}", "status": "completed", "seed": seed, "cfg_network": "cnn",
+                     "cfg_variant": variant, "cfg_cnn_dataset": reading, "cfg_cnn_pooling": pooling,
+                     **{f"metric_{k}": v for k, v in res.metrics.items()}})
+        store[f"r{i}"] = ctx.artifacts
+    runs = pd.DataFrame(rows)
+    tables = TASK.aggregate(runs, pd.DataFrame(), lambda rid, name: store[rid][name])
+    summary = tables["landscape_cnn"]
+    assert sorted(zip(summary["setting"], summary["variant"])) == [
+        ("pair_on_background, flatten", "baseline"), ("signed_pairs, flatten", "baseline"),
+        ("signed_pairs, mean", "dropout")]
+    dropout = summary[summary["variant"] == "dropout"].iloc[0]
+    assert dropout["seeds"] == 2 and dropout["min_loss_lo"] == min(runs.loc[2:, "metric_min_loss"])
+    levels = tables["landscape_levels"]
+    assert levels.groupby("setting")["multiplicity"].sum().to_dict() == {
+        "pair_on_background, flatten": 2 ** 17, "signed_pairs, flatten": 2 ** 17, "signed_pairs, mean": 2 ** 14}
+    figs = TASK.figures(tables, runs, pd.DataFrame())
+    assert list(figs) == ["fig7_cnn"] and len(figs["fig7_cnn"].axes) == 3 * 2
 
 
 @pytest.mark.parametrize("bad", [dict(hidden_sizes=()), dict(n_samples=0), dict(dropout_p=1.0),

@@ -3,16 +3,24 @@ w.r.t. the original inputs, the references and solvers are right, the smoke swee
 and aggregates through the CLI."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from scipy import special, stats
 
-from conftest import SHARED_DATA
+from conftest import REPO, SHARED_DATA
 from tasks import SimpleContext
 from tasks.pinn import PDE_NAMES, PinnConfig, run, solvers
-from tasks.pinn.aggregate import overview_table, paired_test, per_pde_table, summary_row
+from tasks.pinn.aggregate import (
+    aggregate_pinn, overview_table, paired_test, per_pde_table, seed_bootstrap_interval, summary_row,
+    wilson_interval,
+)
 from tasks.pinn.coefficients import GridField
 from tasks.pinn.data import DataFiles, MissingDataError, read_time_table
 from tasks.pinn.pdes import DEFINING_FILES, build
@@ -299,12 +307,12 @@ def test_many_area_solver_matches_a_manufactured_robin_solution():
 # ----------------------------------------------------------------------------- aggregation
 
 
-def _fake_runs(values_raw, values_exp, seeds_exp=None):
+def _fake_runs(values_raw, values_exp, seeds_exp=None, pde="wave1d"):
     rows = []
     for side, values, seeds in (("raw", values_raw, range(len(values_raw))),
                                 ("expanded", values_exp, seeds_exp or range(len(values_exp)))):
         for seed, v in zip(seeds, values):
-            rows.append({"status": "completed", "cfg_pde": "wave1d", "cfg_expansion": side, "seed": seed,
+            rows.append({"status": "completed", "cfg_pde": pde, "cfg_expansion": side, "seed": seed,
                          "metric_l2re": v, "metric_mse": v ** 2, "metric_loss": 10 * v})
     return pd.DataFrame(rows)
 
@@ -324,13 +332,39 @@ def test_per_pde_table_pairs_seeds_with_wilcoxon():
     assert summary["n_improved"] == 1 and summary["fraction_improved"] == 1.0
 
 
-def test_overview_falls_back_to_the_training_loss_without_reference():
-    runs = _fake_runs([0.5, 0.4, 0.6], [0.3, 0.45, 0.7])
-    runs["metric_l2re"] = None
-    runs["metric_mse"] = None
-    overview = overview_table(per_pde_table(runs))
-    assert overview.iloc[0]["compared"] == "loss"
-    assert bool(overview.iloc[0]["improved"]) == (np.median([3.0, 4.5, 7.0]) < np.median([5.0, 4.0, 6.0]))
+def test_pdes_without_reference_are_listed_apart_and_never_decide():
+    """Fig. 4 is decided on the error against the true solution; a PDE without one is shown
+    with its training loss in its own table and counted nowhere."""
+    referenced = _fake_runs([0.5, 0.4, 0.6], [0.3, 0.45, 0.35], pde="wave1d")
+    blind = _fake_runs([0.5, 0.4, 0.6], [0.3, 0.2, 0.1], pde="heat_nd")
+    blind["metric_l2re"], blind["metric_mse"] = None, None
+    tables = aggregate_pinn(pd.concat([referenced, blind], ignore_index=True), pd.DataFrame(), None)
+    assert list(tables["pinn_overview"]["pde"]) == ["wave1d"]
+    assert (tables["pinn_overview"]["compared"] == "l2re").all()
+    apart = tables["pinn_unreferenced"]
+    assert list(apart["pde"]) == ["heat_nd"] and apart["shown"].iloc[0] == "loss"
+    assert apart["median_raw"].iloc[0] == pytest.approx(5.0)
+    summary = tables["pinn_summary"].iloc[0]
+    assert summary["n_compared"] == 1 and summary["n_without_reference"] == 1 and summary["n_improved"] == 1
+
+
+def test_fraction_improved_has_a_wilson_and_a_seed_bootstrap_interval():
+    lo, hi = wilson_interval(15, 20)   # by hand: p = 0.75, z = 1.96
+    assert (lo, hi) == (pytest.approx(0.5313, abs=1e-3), pytest.approx(0.8881, abs=1e-3))
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
+    rng = np.random.default_rng(0)
+    clear = [(rng.normal(1.0, 0.01, 8), rng.normal(0.5, 0.01, 8), True) for _ in range(4)]
+    assert seed_bootstrap_interval(clear) == (1.0, 1.0)
+    coin = rng.normal(1.0, 0.1, 8)
+    undecided = clear + [(coin, coin[::-1].copy(), False)]   # the same values on both sides
+    lo, hi = seed_bootstrap_interval(undecided)
+    assert lo == pytest.approx(0.8) and hi == pytest.approx(1.0)
+    runs = pd.concat([_fake_runs([0.5, 0.4, 0.6, 0.55], [0.3, 0.35, 0.5, 0.2], pde=p) for p in ("wave1d", "burgers1d")]
+                     + [_fake_runs([0.5, 0.4, 0.6, 0.55], [0.6, 0.7, 0.65, 0.8], pde="poisson_nd")], ignore_index=True)
+    summary = aggregate_pinn(runs, pd.DataFrame(), None)["pinn_summary"].iloc[0]
+    assert summary["n_improved"] == 2 and summary["fraction_improved"] == pytest.approx(2 / 3)
+    assert summary["wilson_low"] < 2 / 3 < summary["wilson_high"]
+    assert summary["seed_bootstrap_low"] <= 2 / 3 <= summary["seed_bootstrap_high"]
 
 
 def test_unpaired_seeds_fall_back_to_mann_whitney():
@@ -372,3 +406,23 @@ def test_poisson_nd_reaches_a_small_l2re():
                         n_domain=500, n_boundary=250)
     result = run(config, seed=0, ctx=SimpleContext(data_root=str(SHARED_DATA)))
     assert result.metrics["l2re"] < 0.02, result.metrics
+
+
+# ----------------------------------------------------------------------------- plain DeepXDE
+
+
+def test_pipeline_matches_a_plain_deepxde_script_of_burgers_1d():
+    """bench/pinn_plain_deepxde.py writes Burgers 1D with DeepXDE alone (same seed, points,
+    network, optimizer, iterations, reference file); the task's raw-input error must agree
+    with it far inside the spread between seeds."""
+    if not (SHARED_DATA / "pinnacle" / "burgers1d.dat").exists():
+        pytest.skip(f"burgers1d.dat not under {SHARED_DATA / 'pinnacle'}")
+    res = subprocess.run([sys.executable, "bench/pinn_plain_deepxde.py", "--json", "--seeds", "0", "1",
+                          "--iterations", "30", "--n-domain", "200", "--n-boundary", "50", "--n-initial", "50",
+                          "--data-root", str(SHARED_DATA)], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    spread = abs(out["rows"][0]["plain"]["l2re"] - out["rows"][1]["plain"]["l2re"])
+    for row in out["rows"]:
+        assert abs(row["pipeline"]["l2re"] - row["plain"]["l2re"]) < 0.01 * spread, row

@@ -186,3 +186,10 @@ def test_aggregate_compares_raw_with_expanded_and_draws_fig3():
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         QcdEosConfig(**bad)
+
+
+def test_mass_nets_use_the_papers_sigmoid_between_blocks_by_default():
+    from tasks.qcd_eos import MassNets
+    assert QcdEosConfig().activation == "sigmoid"
+    assert isinstance(MassNets(1, QcdEosConfig()).act, torch.nn.Sigmoid)
+    assert isinstance(MassNets(1, QcdEosConfig(activation="silu")).act, torch.nn.SiLU)

@@ -7,13 +7,18 @@ import pytest
 import torch
 
 from tasks import SimpleContext, get_task
-from tasks.replica import MODELS, ReplicaConfig, _Replica, flat_weights, train_replicas
+from tasks.replica import MODELS, ReplicaConfig, _Replica, augment_images, flat_weights, train_replicas
 from tasks.replica_distance import RDSettings, pairwise_wasserstein, replica_distance
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_vectorized_ensemble_matches_training_each_seed_alone(model):
-    cfg = ReplicaConfig(model=model, epochs=3, n_images=60, batch_size=32)
+AUGMENTED = [("flip", {"augment": "paper"}), ("rot180", {"augment": "paper"}),
+             ("rot180", {"augment": "paper", "augment_rotation": "uniform"})]
+
+
+@pytest.mark.parametrize("model,extra", [(m, {}) for m in MODELS] + AUGMENTED,
+                         ids=list(MODELS) + ["flip-augment", "rot180-augment", "rot180-augment-uniform"])
+def test_vectorized_ensemble_matches_training_each_seed_alone(model, extra):
+    cfg = ReplicaConfig(model=model, epochs=3, n_images=60, batch_size=32, **extra)
     alone = {s: (flat_weights(m), met) for s, m, met in train_replicas(cfg, [0, 1, 2], None, "cpu", False)}
     together = {s: (flat_weights(m), met) for s, m, met in train_replicas(cfg, [0, 1, 2], None, "cpu", True)}
     tol = 2e-3 if model == "batchnorm" else 1e-5  # batch statistics accumulate float differences
@@ -32,6 +37,39 @@ def test_replica_randomness_is_per_seed_and_transforms_half_a_batch():
     assert abs(float((d0 > 0).float().mean()) - 0.7) < 0.05  # dropout 0.3 keeps ~70 %
     _, flip = _Replica(0, ReplicaConfig(model="flip")).masks(64)
     assert int(flip.sum()) == 32
+
+
+def test_augmentation_is_drawn_per_seed_only_for_the_paper_models():
+    for model in ("simple", "dropout", "batchnorm"):
+        assert _Replica(0, ReplicaConfig(model=model, augment="paper")).augmentation(64) is None
+    assert _Replica(0, ReplicaConfig(model="flip")).augmentation(64) is None  # augment: none
+    cfg = ReplicaConfig(model="flip", augment="paper", augment_p=0.25)
+    a0 = _Replica(0, cfg).augmentation(4000)
+    assert torch.equal(a0, _Replica(0, cfg).augmentation(4000))
+    assert not torch.equal(a0, _Replica(1, cfg).augmentation(4000))
+    assert set(a0.unique().tolist()) == {0.0, 1.0} and abs(float(a0.mean()) - 0.25) < 0.03
+    angles = _Replica(0, ReplicaConfig(model="rot180", augment="paper", augment_rotation="uniform",
+                                       rotation_max_deg=20.0)).augmentation(4000)
+    moved = angles[angles != 0]
+    assert abs(len(moved) / 4000 - 0.5) < 0.03 and float(moved.abs().max()) <= 20.0
+
+
+def test_augment_images_flips_turns_and_rotates_only_the_chosen_images():
+    x = torch.arange(2 * 3 * 1 * 4 * 4, dtype=torch.float32).view(2, 3, 1, 4, 4)  # (replicas, batch, C, H, W)
+    chosen = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    flipped = augment_images(x, chosen, ReplicaConfig(model="flip", augment="paper"))
+    turned = augment_images(x, chosen, ReplicaConfig(model="rot180", augment="paper"))
+    for r in range(2):
+        for b in range(3):
+            pick = bool(chosen[r, b])
+            assert torch.equal(flipped[r, b], x[r, b].flip(-1) if pick else x[r, b])
+            assert torch.equal(turned[r, b], x[r, b].rot90(2, (-2, -1)) if pick else x[r, b])
+    uniform = ReplicaConfig(model="rot180", augment="paper", augment_rotation="uniform", rotation_max_deg=90.0)
+    quarter = augment_images(x, 90.0 * chosen, uniform)
+    for r in range(2):
+        for b in range(3):  # +90 degrees turns counterclockwise and lands on the pixel grid
+            want = x[r, b].rot90(1, (-2, -1)) if chosen[r, b] else x[r, b]
+            torch.testing.assert_close(quarter[r, b], want, atol=1e-4, rtol=0)
 
 
 def test_run_reproduces_and_keeps_weights():
@@ -60,6 +98,24 @@ def test_wasserstein_of_identical_and_scaled_replicas():
     assert d[0, 1] == pytest.approx(0, abs=1e-12)
     assert d[0, 2] == pytest.approx(m) and d[0, 3] == pytest.approx(2 * m) and d[2, 3] == pytest.approx(m)
     np.testing.assert_allclose(d, d.T)
+
+
+def test_pairwise_wasserstein_is_pots():
+    import ot
+    emb = np.random.default_rng(3).normal(size=(6, 40)) * np.arange(1, 7)[:, None]
+    d = pairwise_wasserstein(emb)
+    for i in range(6):
+        for j in range(6):
+            assert d[i, j] == pytest.approx(ot.wasserstein_1d(emb[i], emb[j], p=1), abs=1e-12)
+
+
+def test_rd_without_reduction_grows_with_the_spread_of_the_replicas():
+    """Replicas c + s * noise: the no-reduction RD is proportional to s when c = 0 (W1 of
+    scaled distributions scales), which the UMAP RD cannot be (bench/rd_scale.py measures it)."""
+    noise = np.random.default_rng(4).normal(size=(10, 500))
+    plain = RDSettings(reduction="none", bootstrap=0)
+    rds = [replica_distance(s * noise, plain).rd for s in (0.01, 1.0, 100.0)]
+    assert rds[1] == pytest.approx(100 * rds[0]) and rds[2] == pytest.approx(100 * rds[1])
 
 
 def test_rd_of_identical_replicas_is_zero_and_of_scaled_copies_is_their_mean_distance():
@@ -97,6 +153,11 @@ def test_digits_sweep_runs_and_aggregates_from_the_cli(cli, tmp_path):
     assert sorted(rd["model"]) == ["dropout", "simple"]
     assert (rd["rd"] > 0).all() and (rd["ci_low"] <= rd["rd"]).all() and (rd["rd"] <= rd["ci_high"]).all()
     assert rd["note"].str.contains("UMAP reduced to 2 dimensions").all()
+    assert (rd["rd_no_reduction_ci_low"] <= rd["rd_no_reduction"]).all() and (rd["rd_no_reduction"] > 0).all()
+    assert (rd["rd_no_reduction"] <= rd["rd_no_reduction_ci_high"]).all()
+    assert "blind to how far apart" in pd.read_parquet(folder / "rd_reading.parquet")["reading"].iloc[0]
+    dens = pd.read_parquet(folder / "rd_density.parquet")
+    assert set(dens["reduction"]) == {"umap", "none"}
     emb = pd.read_parquet(folder / "rd_embeddings.parquet")
     assert list(emb.columns) == ["model", "run_id", "dim_0", "dim_1"] and len(emb) == 8
     dist = pd.read_parquet(folder / "rd_distances.parquet")

@@ -51,6 +51,26 @@ def test_tokenizer_is_trained_locally_and_pads_to_max_length(no_network, tmp_pat
         _text.build_tokenizer(str(tmp_path / "missing"), (), 0, True)
 
 
+def test_auto_tokenizer_takes_a_local_distilbert_folder_and_falls_back_to_training(no_network, tmp_path):
+    assert _text.resolve_tokenizer(_text.AUTO, None) == _text.TRAIN
+    assert _text.resolve_tokenizer(_text.AUTO, str(tmp_path)) == _text.TRAIN        # nothing there
+    (tmp_path / "distilbert-base-uncased").mkdir()
+    assert _text.resolve_tokenizer(_text.AUTO, str(tmp_path)) == _text.TRAIN        # empty folder
+    snapshot = tmp_path / "models--distilbert-base-uncased" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "vocab.txt").write_text("\n".join(_text.SPECIAL_TOKENS + ["great", "movie", "."]) + "\n")
+    assert _text.resolve_tokenizer(_text.AUTO, str(tmp_path)) == str(snapshot)    # a hub cache
+    saved = tmp_path / "distilbert-base-uncased"
+    (saved / "vocab.txt").write_text((snapshot / "vocab.txt").read_text())
+    assert _text.resolve_tokenizer(_text.AUTO, str(tmp_path)) == str(saved)       # save_pretrained wins
+    assert _text.resolve_tokenizer("/some/folder", str(tmp_path)) == "/some/folder"
+    cfg = SentimentConfig(**{**TINY, "tokenizer": _text.AUTO})
+    ctx = SimpleContext(data_root=str(tmp_path))
+    res = run(cfg, 0, ctx).metrics
+    assert res["tokenizer_pretrained"] == 1 and res["vocab_size"] == len(_text.SPECIAL_TOKENS) + 3
+    assert run(cfg, 0, SimpleContext()).metrics["tokenizer_pretrained"] == 0
+
+
 def _write_imdb(root):
     for split in ("train", "test"):
         for label, word in (("pos", "wonderful superb"), ("neg", "awful dreadful")):
