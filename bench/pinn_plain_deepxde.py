@@ -77,14 +77,15 @@ def plain(seed: int, iterations: int, n_domain: int, n_boundary: int, n_initial:
             "loss": float(np.sum(model.train_state.loss_train)), "seconds": seconds}
 
 
-def pipeline(seed: int, iterations: int, n_domain: int, n_boundary: int, n_initial: int, data_root: str) -> dict:
+def pipeline(seed: int, iterations: int, n_domain: int, n_boundary: int, n_initial: int, data_root: str,
+             device: str = "cpu") -> dict:
     from tasks import SimpleContext
     from tasks.pinn import PinnConfig, run
 
     cfg = PinnConfig(pde="burgers1d", expansion="raw", iterations=iterations, log_every=max(iterations, 1),
                      n_domain=n_domain, n_boundary=n_boundary, n_initial=n_initial, reference="file")
     start = time.perf_counter()
-    metrics = run(cfg, seed, SimpleContext(data_root=data_root)).metrics
+    metrics = run(cfg, seed, SimpleContext(data_root=data_root, device=device)).metrics
     return {"l2re": metrics["l2re"], "mse": metrics["mse"], "loss": metrics["loss"],
             "seconds": time.perf_counter() - start}
 

@@ -25,11 +25,14 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from orchestrator.errors import SpecError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DECIDED, PRECISE, AT_MAX, OPEN, BASELINE = "decided", "precision reached", "max seeds", "undecided", "baseline"
 KEYS = ("metric", "start", "step", "max", "alpha", "precision", "spending", "baseline")

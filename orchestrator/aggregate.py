@@ -1,7 +1,7 @@
 """Aggregation driver: runs table -> summary tables under the sweep's aggregates/.
 
 The generic summary groups completed runs by the config columns that vary in the sweep
-and reports mean +- std over seeds of each metric. A task that declares a `baseline`
+and reports mean ± std over seeds of each metric. A task that declares a `baseline`
 gets a `comparison` table (orchestrator.compare). A task can add its own tables
 (`Task.aggregate`); they are written next to the summary.
 """
@@ -12,14 +12,14 @@ from typing import Callable
 
 import pandas as pd
 
-from orchestrator.compare import comparison_table, varying_config_columns
+from orchestrator.compare import comparison_table, completed, varying_config_columns
 from orchestrator.spec import SweepSpec, build_settings, resolve_task
 from orchestrator.store import SweepStore
 
 
 def summary_table(runs: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
     """Mean, std and count over seeds of each metric, per combination of varying config values."""
-    done = runs[runs["status"] == "completed"] if "status" in runs else runs
+    done = completed(runs)
     if done.empty:
         return pd.DataFrame()
     metric_cols = [f"metric_{m}" for m in metrics] if metrics else [c for c in done if c.startswith("metric_")]
@@ -39,8 +39,13 @@ def summary_table(runs: pd.DataFrame, metrics: list[str] | None = None) -> pd.Da
     return pd.DataFrame(rows)
 
 
+def mean_std(mean: float, std: float) -> str:
+    """`mean ± std` as every table of symsweep prints it (just the mean with one seed)."""
+    return f"{mean:.4g} ± {std:.2g}" if std == std else f"{mean:.4g}"
+
+
 def format_summary(table: pd.DataFrame, metrics: list[str]) -> str:
-    """The summary as aligned text: config columns, n, and `mean +- std` per metric."""
+    """The summary as aligned text: config columns, n, and `mean ± std` per metric."""
     if table.empty:
         return "(no completed runs)"
     shown = pd.DataFrame()
@@ -49,8 +54,7 @@ def format_summary(table: pd.DataFrame, metrics: list[str]) -> str:
             shown[c] = table[c]
     for m in metrics:
         if f"{m}_mean" in table:
-            shown[m] = [f"{mu:.4f} +- {sd:.4f}" if sd == sd else f"{mu:.4f}"
-                        for mu, sd in zip(table[f"{m}_mean"], table[f"{m}_std"])]
+            shown[m] = [mean_std(mu, sd) for mu, sd in zip(table[f"{m}_mean"], table[f"{m}_std"])]
     return shown.to_string(index=False)
 
 
@@ -106,16 +110,12 @@ def _stderr(message: str) -> None:
 
 
 def save_figures(store: SweepStore, figs: dict) -> list[str]:
-    """Save matplotlib figures as aggregates/figures/<name>.png (atomically) and close them."""
+    """Save matplotlib figures as aggregates/figures/<name>.png (atomically)."""
     import io
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     paths = []
     for name, fig in figs.items():
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
         paths.append(store.write_file(f"aggregates/figures/{name}.png", buf.getvalue()))
     return paths

@@ -148,7 +148,8 @@ def _execute(spec, store, args, force: bool) -> int:
     from orchestrator.executors import make_executor
     from orchestrator.spec import resolve_task
     from orchestrator.sweep import RunOptions, run_sweep
-    executor = make_executor(args.executor, spec.resources, spec.max_failures, address=args.address,
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    executor = make_executor(args.executor, spec.resources, spec.max_failures, address=address,
                              max_concurrent=args.max_concurrent, num_cpus=args.num_cpus, verbose=args.verbose,
                              experiment_name=spec.name) if args.executor == "ray" \
         else make_executor("inline", spec.resources, spec.max_failures)

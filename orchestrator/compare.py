@@ -29,49 +29,20 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import numpy as np
 import pandas as pd
 
-N_BOOTSTRAP = 10_000
-BOOTSTRAP_SEED = 0
-CI_LEVEL = 0.95
-WILCOXON, MANN_WHITNEY, NO_TEST = "wilcoxon", "mannwhitneyu", "none"
-
-
-def varying_config_columns(runs: pd.DataFrame) -> list[str]:
-    """The cfg_ columns with more than one value (the same rule as the summary table's)."""
-    return [c for c in runs.columns if c.startswith("cfg_") and runs[c].astype(str).nunique(dropna=False) > 1]
-
-
-def bootstrap_ci(values: np.ndarray, n_boot: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED,
-                 level: float = CI_LEVEL) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean; (nan, nan) for fewer than 2 values."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return float(low), float(high)
-
-
-def compare_samples(base: pd.Series, other: pd.Series) -> tuple[str, float]:
-    """(test name, two-sided p-value) for two samples of one metric, indexed by seed."""
-    from scipy import stats  # ~0.7 s to import: every CLI command imports this module, few compare
-    base, other = base.dropna(), other.dropna()
-    paired = (base.index.is_unique and other.index.is_unique
-              and set(base.index) == set(other.index))
-    if paired:
-        if len(base) < 2:
-            return NO_TEST, float("nan")
-        diffs = other.loc[base.index].to_numpy(float) - base.to_numpy(float)
-        if not np.any(diffs):  # scipy would divide by zero; no difference at all is p = 1
-            return WILCOXON, 1.0
-        return WILCOXON, float(stats.wilcoxon(diffs).pvalue)
-    if len(base) < 2 or len(other) < 2:
-        return NO_TEST, float("nan")
-    return MANN_WHITNEY, float(stats.mannwhitneyu(other, base, alternative="two-sided").pvalue)
+from tasks.common.stats import (  # noqa: F401 - the shared rules, re-exported here
+    BOOTSTRAP_SEED,
+    CI_LEVEL,
+    MANN_WHITNEY,
+    N_BOOTSTRAP,
+    NO_TEST,
+    WILCOXON,
+    bootstrap_ci,
+    compare_samples,
+    completed,
+    varying_config_columns,
+)
 
 
 def _describe(values: pd.Series) -> dict[str, float]:
@@ -99,7 +70,7 @@ def comparison_table(runs: pd.DataFrame, baseline: Mapping[str, Any],
         raise ValueError(f"baseline must name exactly one axis and its level, got {dict(baseline)!r}")
     (axis, base_level), = baseline.items()
     axis_col = f"cfg_{axis}"
-    done = runs[runs["status"] == "completed"] if "status" in runs else runs
+    done = completed(runs)
     if done.empty or axis_col not in done:
         return pd.DataFrame()
     metric_cols = [f"metric_{m}" for m in metrics] if metrics else [c for c in done if c.startswith("metric_")]

@@ -83,7 +83,8 @@ class RayExecutor:
     """One Tune trial per packed group of runs; Tune schedules them on the Ray cluster.
 
     With no address an embedded local Ray starts (and stops at the end); with an address
-    (or RAY_ADDRESS) the driver joins that cluster, whose workers must see the store.
+    the driver joins that cluster, whose workers must see the store. (The CLI turns
+    --address / RAY_ADDRESS into `address`; nothing here reads the environment for it.)
     """
 
     name = "ray"
@@ -93,7 +94,7 @@ class RayExecutor:
                  experiment_name: str = "symsweep", storage_path: str | None = None):
         self.resources = resources
         self.max_failures = max_failures
-        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.address = address or None
         self.max_concurrent = max_concurrent
         self.num_cpus = num_cpus
         self.verbose = verbose

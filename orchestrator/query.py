@@ -33,7 +33,7 @@ import pyarrow.fs as pafs
 
 from orchestrator._fs import check_reachable, filesystem, parse_location
 from orchestrator.errors import QueryError, StoreUnavailableError
-from orchestrator.store import AGGREGATES, HISTORY, RUNS, SweepStore, _concat
+from orchestrator.store import HISTORY, RUNS, SweepStore, _concat
 
 FORMATS = ("table", "csv", "json")
 # Statement types whose result is a table of rows (the others: CREATE, DROP, SET, ...).

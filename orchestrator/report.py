@@ -23,13 +23,13 @@ import pandas as pd
 import pyarrow.fs as pafs
 import yaml
 
-from orchestrator.aggregate import aggregate_sweep
-from orchestrator.compare import bootstrap_ci, format_comparison, varying_config_columns
+from orchestrator.aggregate import aggregate_sweep, mean_std
+from orchestrator.compare import bootstrap_ci, completed, format_comparison, varying_config_columns
 from orchestrator.query import BUILTIN, open_results
 from orchestrator.spec import resolve_task
 from orchestrator._fs import atomic_put, filesystem, parse_location
 from orchestrator.store import AGGREGATES, HISTORY, SweepStore
-from orchestrator.sweep import make_plan, open_sweep
+from orchestrator.sweep import make_plan, open_sweep, status_table
 
 MAX_ROWS = 50  # rows shown per task table; the Parquet file has them all
 SLOWEST = 5
@@ -187,7 +187,7 @@ def _summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     for c in summary:
         if c.endswith("_mean"):
             m, std = summary[c], summary.get(c[:-5] + "_std", pd.Series(float("nan"), index=summary.index))
-            shown[c[:-5]] = [f"{a:.4g} ± {s:.2g}" if s == s else f"{a:.4g}" for a, s in zip(m, std)]
+            shown[c[:-5]] = [mean_std(a, s) for a, s in zip(m, std)]
     return shown.drop(columns=["sweep"], errors="ignore").astype(str)
 
 
@@ -219,9 +219,10 @@ def status_section(runs: pd.DataFrame, plan) -> Section:
     s = Section("Status", [("table", pd.DataFrame([plan.counts()]).astype(str))])
     if plan.extra_rows:
         s.blocks.append(("text", f"{plan.extra_rows} rows belong to runs the current spec does not plan."))
-    bad = runs[runs["status"].isin(["failed", "diverged"])] if not runs.empty else runs
+    _, bad = status_table(plan, slowest=0)  # the same failed runs as `symsweep status`
     if not bad.empty:
         cols = varying_config_columns(runs)
+        bad = bad.merge(runs[["run_id", *cols]], on="run_id", how="left")
         bad = bad.sort_values(["status", "seed"])[["run_id", *cols, "seed", "status", "error"]]
         bad = bad.rename(columns={c: c[4:] for c in cols}).assign(error=bad["error"].astype(str).str.slice(0, 160))
         s.blocks += [("text", "Failed and diverged runs:"), ("table", _display(bad, max_rows=20))]
@@ -254,7 +255,7 @@ def build_sections(spec, store: SweepStore, note: str) -> tuple[str, list[Sectio
     """(title, sections, figures) of a sweep; the figures are also the blocks of their section."""
     task = resolve_task(spec.task)
     runs = store.read_runs()
-    done = runs[runs["status"] == "completed"] if not runs.empty else runs
+    done = completed(runs)
     metrics = list(task.summary_metrics) or [c[7:] for c in runs if c.startswith("metric_")]
     with open_results(store.uri) as results:  # the report reads what `symsweep query` reads
         tables = {n: results.aggregate(n).drop(columns="sweep") for n in results.table_names if n not in BUILTIN}
@@ -291,18 +292,18 @@ def build_sections(spec, store: SweepStore, note: str) -> tuple[str, list[Sectio
 def ensure_aggregates(spec, store: SweepStore) -> str:
     """Aggregate when the summary is missing or does not cover every completed run; say so."""
     runs = store.read_ledger(columns=["status"]).runs
-    completed = int((runs["status"] == "completed").sum()) if not runs.empty else 0
-    if completed == 0:
+    n_completed = len(completed(runs)) if not runs.empty else 0
+    if n_completed == 0:
         return ""
     try:
         covered = int(store.read_aggregate("summary")["n"].sum())
     except (FileNotFoundError, KeyError, OSError, ValueError):  # missing or unreadable: aggregate again
         covered = None
-    if covered == completed:
+    if covered == n_completed:
         return ""
     aggregate_sweep(spec, store)
     return ("Aggregates were missing: aggregated first." if covered is None else
-            f"Aggregates covered {covered} of {completed} completed runs: aggregated again.")
+            f"Aggregates covered {covered} of {n_completed} completed runs: aggregated again.")
 
 
 def write_report(sweep_dir: str, out: str | None = None) -> tuple[str, str]:

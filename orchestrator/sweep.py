@@ -10,7 +10,6 @@ status = the same plan, read-only.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable

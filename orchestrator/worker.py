@@ -18,11 +18,12 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 
 import tasks as task_registry
+from tasks import COMPLETED, DIVERGED, FAILED, SimpleContext
 from orchestrator.gpu import device_name, peak_memory_mb, pick_device, total_memory_mb
 from orchestrator.spec import Trial, config_from_dict
 from orchestrator.store import SweepStore
@@ -69,31 +70,6 @@ def seed_everything(seed: int) -> None:
         pass
 
 
-# ----------------------------------------------------------------------------- context
-
-
-@dataclass
-class WorkerContext:
-    """The RunContext one run gets: collects history and artifacts, forwards progress."""
-
-    device: str
-    data_root: str | None
-    num_threads: int
-    on_log: Callable[[int, dict], None] | None = None
-    tracked: Any = None
-    """The run's trackers (orchestrator.tracking.RunTrackers), when the sweep has any."""
-    history: list[dict] = field(default_factory=list)
-    artifacts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-
-    def log(self, step: int, **metrics: float) -> None:
-        self.history.append({"step": int(step), **metrics})
-        if self.on_log is not None:
-            self.on_log(step, metrics)
-
-    def save_artifact(self, name: str, arrays: Mapping[str, np.ndarray]) -> None:
-        self.artifacts[name] = {k: np.asarray(v) for k, v in arrays.items()}
-
-
 # ----------------------------------------------------------------------------- runner
 
 
@@ -115,6 +91,8 @@ class TrialRunner:
     retry_failed: bool = False
     trackers: Trackers | None = None
     """Experiment trackers mirroring each run live (best effort; see orchestrator.tracking)."""
+    _tracked: dict = field(default_factory=dict, repr=False)
+    """run_id -> the trackers of a run in progress."""
 
     def __call__(self, trial: Trial, report: ProgressFn | None = None) -> dict:
         store = SweepStore(self.store_uri)
@@ -124,7 +102,7 @@ class TrialRunner:
         threads = max(1, int(self.cpus_per_trial))
         device = pick_device(self.gpus_per_trial)
         _limit_threads(threads)
-        counts = {"finished": 0, "completed": 0, "failed": 0, "diverged": 0, "skipped": 0}
+        counts = {"finished": 0, COMPLETED: 0, FAILED: 0, DIVERGED: 0, "skipped": 0}
 
         def finish(status: str) -> None:
             counts["finished"] += 1
@@ -133,7 +111,7 @@ class TrialRunner:
                 report(dict(counts, trial_runs=len(trial.runs)))
 
         todo, attempts = [], {}
-        final = ("completed", "diverged") if self.retry_failed else ("completed", "diverged", "failed")
+        final = (COMPLETED, DIVERGED) if self.retry_failed else (COMPLETED, DIVERGED, FAILED)
         for run_id, seed in trial.runs:
             previous = store.run_record(run_id)
             if previous is not None and previous["status"] in final:
@@ -157,21 +135,21 @@ class TrialRunner:
         return counts
 
     def _context(self, trial: Trial, run_id: str, seed: int, attempt: int, device: str, threads: int
-                 ) -> WorkerContext:
+                 ) -> SimpleContext:
         """A run's context; with trackers configured, its ctx.log also goes to them, live."""
-        ctx = WorkerContext(device=device, data_root=self.data_root, num_threads=threads)
+        ctx = SimpleContext(device=device, data_root=self.data_root, num_threads=threads)
         if self.trackers:
-            ctx.tracked = self.trackers.start(RunInfo(
+            self._tracked[run_id] = self.trackers.start(RunInfo(
                 run_id=run_id, sweep=self.sweep, task=trial.task, seed=int(seed), trial_id=trial.trial_id,
                 attempt=attempt, config=trial.config, git_commit=self.git_commit))
-            ctx.on_log = ctx.tracked.log
+            ctx.on_log = self._tracked[run_id].log
         return ctx
 
     # A vectorized batch of seeds. Seeds it leaves without a result (the batch raised)
     # fall back to one-by-one runs, so one bad seed cannot fail its neighbours.
     def _run_many(self, task, config, trial, cfg_columns, todo, attempts, store, device, threads, finish):
         contexts = {seed: self._context(trial, rid, seed, attempts[rid], device, threads) for rid, seed in todo}
-        ids = dict((seed, rid) for rid, seed in todo)
+        ids = {seed: rid for rid, seed in todo}
         seed_everything(todo[0][1])
         started = time.time()
         finished: set[int] = set()
@@ -209,11 +187,12 @@ class TrialRunner:
             row[f"metric_{k}"] = None if v is None else float(v)
         history = ctx.history or (result.history if result else [])
         store.write_run(row, history, {**(result.artifacts if result else {}), **ctx.artifacts})
-        if ctx.tracked is not None:  # after the row: the ledger first, the mirror second
+        tracked = self._tracked.pop(run_id, None)
+        if tracked is not None:  # after the row: the ledger first, the mirror second
             if not ctx.history:
                 for rec in history:
-                    ctx.tracked.log(rec["step"], {k: v for k, v in rec.items() if k != "step"})
-            ctx.tracked.end(status, result.metrics if result else {}, error)
+                    tracked.log(rec["step"], {k: v for k, v in rec.items() if k != "step"})
+            tracked.end(status, result.metrics if result else {}, error)
 
 
 def _config_columns(config_cls, config: dict) -> dict:
@@ -256,20 +235,20 @@ def _call(fn: Callable[[], task_registry.RunResult]):
     try:
         return _outcome_of(fn())
     except task_registry.Diverged as exc:
-        return "diverged", None, f"Diverged: {exc}", None
+        return DIVERGED, None, f"Diverged: {exc}", None
     except Exception as exc:  # noqa: BLE001 - a failed run is a row, and the sweep goes on
         tb = traceback.format_exc()
-        return "failed", None, f"{type(exc).__name__}: {exc}", tb[-4000:]
+        return FAILED, None, f"{type(exc).__name__}: {exc}", tb[-4000:]
 
 
 def _outcome_of(result) -> tuple[str, Any, str | None, str | None]:
     if not isinstance(result, task_registry.RunResult):
-        return "failed", None, f"TypeError: task returned {type(result).__name__}, not RunResult", None
+        return FAILED, None, f"TypeError: task returned {type(result).__name__}, not RunResult", None
     status = result.status
     error = None
-    if status == "completed" and result.has_nonfinite_metric():
+    if status == COMPLETED and result.has_nonfinite_metric():
         bad = [k for k, v in result.metrics.items() if isinstance(v, float) and not math.isfinite(v)]
-        status, error = "diverged", f"non-finite metrics: {', '.join(bad)}"
+        status, error = DIVERGED, f"non-finite metrics: {', '.join(bad)}"
     return status, result, error, None
 
 

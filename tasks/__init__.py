@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from tasks._api import (
+from tasks.common.api import (
     COMPLETED,
     DIVERGED,
     FAILED,

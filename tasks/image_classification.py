@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,10 +23,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from tasks._api import Diverged, RunContext, RunResult, Task
-from tasks.datasets import DATASETS, ImageData, image_size_of, load_dataset
-from tasks.expansion import RANDOM
-from tasks.models import MIN_INPUT, build_model, count_parameters
+from tasks.common.api import Diverged, RunContext, RunResult, Task
+from tasks.common.stats import completed
+from tasks.common.datasets import DATASETS, ImageData, image_size_of, load_dataset
+from tasks.common.expansion import RANDOM
+from tasks.common.models import MIN_INPUT, build_model, count_parameters
 
 # Datasets whose classes a left-right mirror changes (digits, Japanese characters): the
 # standard augmentation crops them but does not flip them.
@@ -213,9 +215,11 @@ def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunRes
              else torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), config.gamma)
              if config.scheduler == "step" else None)
     best_acc, train_loss, test_loss, test_acc = 0.0, math.nan, math.nan, 0.0
+    train_s, train_images = 0.0, 0
     for epoch in range(config.epochs):
         model.train()
         total, seen = 0.0, 0
+        epoch_start = time.perf_counter()
         order = torch.randperm(len(data.train), generator=order_gen)
         for xb, yb, idx in data.train.batches(config.batch_size, order, config.workers):
             xb, yb = inputs(xb, idx, 0), yb.to(device, non_blocking=True)
@@ -226,6 +230,8 @@ def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunRes
             opt.step()
             total += loss.item() * len(yb)
             seen += len(yb)
+        train_s += time.perf_counter() - epoch_start  # loss.item() synchronizes: the epoch is done
+        train_images += seen
         train_loss = total / seen
         if not math.isfinite(train_loss):
             raise Diverged(f"train loss {train_loss} at epoch {epoch}")
@@ -238,6 +244,7 @@ def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunRes
     return RunResult(metrics={
         "test_acc": test_acc, "best_test_acc": best_acc, "test_loss": test_loss,
         "train_loss": train_loss, "n_params": count_parameters(model),
+        "train_images_per_s": train_images / train_s if train_s > 0 else None,
     })
 
 
@@ -261,7 +268,7 @@ def evaluate(model, source, inputs: _Inputs, config: ImageClassificationConfig, 
 
 def _aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict[str, pd.DataFrame]:
     """`expansion_grid` (factor x fill per dataset/model) and `accuracy_curves` (per epoch)."""
-    done = runs[runs["status"] == "completed"].copy()
+    done = completed(runs).copy()
     if done.empty:
         return {}
     keys = ["cfg_dataset", "cfg_model", "cfg_expansion_factor", "cfg_fill"]
@@ -283,9 +290,7 @@ def _aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict
 
 
 def _figures(tables: dict, runs, history) -> dict:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tasks.common.plots import subplots
     figs = {}
     grid = tables.get("expansion_grid", pd.DataFrame())
     for (dataset, model), part in (grid.groupby(["dataset", "model"]) if not grid.empty else []):
@@ -297,7 +302,7 @@ def _figures(tables: dict, runs, history) -> dict:
         if not raw.empty:  # the raw run has no fill: show it across the row
             table.loc[1] = float(raw.iloc[0])
             table = table.sort_index()
-        fig, ax = plt.subplots(figsize=(1.2 * table.shape[1] + 2, 0.8 * table.shape[0] + 1.5))
+        fig, ax = subplots(figsize=(1.2 * table.shape[1] + 2, 0.8 * table.shape[0] + 1.5))
         im = ax.imshow(table.values, cmap="viridis", aspect="auto")
         ax.set_xticks(range(table.shape[1]), table.columns)
         ax.set_yticks(range(table.shape[0]), [f"{i} (raw)" if i == 1 else str(i) for i in table.index])
@@ -312,7 +317,7 @@ def _figures(tables: dict, runs, history) -> dict:
         figs[f"grid_{dataset}_{model}"] = fig
     curves = tables.get("accuracy_curves", pd.DataFrame())
     for (dataset, model), part in (curves.groupby(["dataset", "model"]) if not curves.empty else []):
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = subplots(figsize=(6, 4))
         for (factor, fill), c in part.groupby(["expansion_factor", "fill"]):
             label = "raw" if factor == 1 else f"x{factor}, fill {fill}"
             ax.plot(c["epoch"], c["test_acc_mean"], label=label)

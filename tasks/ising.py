@@ -23,7 +23,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from tasks._api import RunContext, RunResult, Task
+from tasks.common.api import RunContext, RunResult, Task
+from tasks.common.stats import completed
 
 MAX_EXACT_SITES = 25   # 2^25 configurations, enumerated in chunks
 AUTO_EXACT_SITES = 16  # "auto" enumerates exactly up to 4x4
@@ -142,7 +143,7 @@ def run(config: IsingConfig, seed: int, ctx: RunContext) -> RunResult:
 def aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict[str, pd.DataFrame]:
     """`ising_levels`: every energy level and its degeneracy, h = 0 and h != 0, per completed run."""
     rows = []
-    for _, r in runs[runs["status"] == "completed"].iterrows():
+    for _, r in completed(runs).iterrows():
         arr = load_artifact(r["run_id"], "levels")
         for tag in ("h0", "h"):
             for e, c in zip(arr[f"energy_{tag}"], arr[f"count_{tag}"]):
@@ -155,15 +156,13 @@ def aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict[
 def figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
     """fig5b_energies: per lattice size (lowest seed), energy against configuration (sorted)
     for h = 0 and h != 0, and the degeneracy of each level."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tasks.common.plots import subplots
 
     lv = tables.get("ising_levels")
     if lv is None or lv.empty:
         return {}
     first = lv.sort_values("seed").groupby("lattice_size")["run_id"].first()
-    fig, axes = plt.subplots(len(first), 2, figsize=(11, 3.8 * len(first)), squeeze=False)
+    fig, axes = subplots(len(first), 2, figsize=(11, 3.8 * len(first)), squeeze=False)
     for (size, run_id), (ax_e, ax_d) in zip(first.items(), axes):
         part = lv[lv["run_id"] == run_id]
         for field, style in zip(sorted(part["field"].unique()), ("-", "--")):

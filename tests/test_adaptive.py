@@ -97,7 +97,7 @@ def test_an_adaptive_sweep_runs_in_rounds_and_a_rerun_adds_nothing(tmp_path, exe
     per_point = runs.groupby("cfg_n_samples")["seed"].agg(["count", "max"])
     assert per_point.loc[64, "count"] == per_point["count"].max()  # the baseline keeps up with the open ones
     assert set(per_point["count"]) <= {3, 6, 9}
-    for n, row in per_point.iterrows():  # seeds come in order: 0..k-1
+    for _, row in per_point.iterrows():  # seeds come in order: 0..k-1
         assert row["max"] == row["count"] - 1
     status = symsweep("status", str(tmp_path / "res" / "ad"), "--slowest", "0")
     assert "adaptive seeds (loss vs {'n_samples': 64}, complete)" in status.stdout

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from conftest import REPO, assert_ran_once, ledger
 
@@ -34,12 +33,12 @@ def test_quickstart_on_real_ray_at_a_tiny_budget(cli, tmp_path):
               "--results", str(tmp_path))
     assert res.returncode == 0, res.stderr
     assert "done: 4 completed, 0 failed, 0 diverged, 0 pending of 4 planned" in res.stdout
-    # the closing raw-vs-expanded table: one row per expansion factor, n = 2 seeds, mean +- std
+    # the closing raw-vs-expanded table: one row per expansion factor, n = 2 seeds, mean ± std
     lines = [ln.split() for ln in res.stdout.splitlines()]
     header = next(ln for ln in lines if ln and ln[0] == "expansion_factor")
     table = {ln[0]: dict(zip(header, ln)) for ln in lines if ln and ln[0] in ("1", "2")}
     assert set(table) == {"1", "2"} and all(row["n"] == "2" for row in table.values())
-    assert all(ln.count("+-") == 2 for ln in lines if ln and ln[0] in ("1", "2"))
+    assert all(ln.count("±") == 2 for ln in lines if ln and ln[0] in ("1", "2"))
     runs = _runs(tmp_path / "quickstart")
     assert len(runs) == 4 and set(runs["status"]) == {"completed"}
     assert runs["metric_test_acc"].between(0.3, 1.0).all()  # two epochs on digits beat chance (0.1)

@@ -35,7 +35,7 @@ def test_rayjob_authenticates_every_ray_container_from_a_secret():
     assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
     spec = job["spec"]
     cluster = spec["rayClusterSpec"]
-    containers = [c for c in cluster["headGroupSpec"]["template"]["spec"]["containers"]]
+    containers = list(cluster["headGroupSpec"]["template"]["spec"]["containers"])
     for group in cluster["workerGroupSpecs"]:
         containers += group["template"]["spec"]["containers"]
         assert group["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]

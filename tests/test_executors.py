@@ -87,6 +87,6 @@ def test_run_rows_carry_the_documented_columns(tmp_path):
     extra = set(runs.columns) - set(RUN_COLUMNS)
     assert extra == {f"cfg_{k}" for k in spec.to_dict()["fixed"]} | {f"cfg_{k}" for k in expand(spec)[0].config} \
         | {"metric_loss", "metric_weight_error"}
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "store.md").read_text()
     for col in (*RUN_COLUMNS, *HISTORY_SCHEMA.names):
-        assert f"`{col}`" in readme, f"README does not document column {col}"
+        assert f"`{col}`" in readme, f"docs/store.md does not document column {col}"

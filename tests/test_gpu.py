@@ -56,3 +56,75 @@ def test_a_gpu_spec_without_cuda_runs_on_the_cpu_and_says_so_once(cli, tmp_path)
     from conftest import ledger
     runs = ledger(tmp_path / "res" / "g")
     assert set(runs["device"].str.split(":").str[0]) == {"cpu"} and runs["peak_gpu_mem_mb"].isna().all()
+
+
+# ----------------------------------------------------------------------------- the device bench
+
+
+def test_the_device_bench_runs_at_its_cpu_size(tmp_path):
+    """bench/gpu.py --device cpu --quick: every section's code path, at toy sizes, so the
+    script a GPU slot runs cannot rot. Each figure is a number (or n/a where CPU has none)."""
+    import json
+    import subprocess
+    import sys
+    from conftest import REPO, SHARED_DATA
+    out = tmp_path / "figures.json"
+    res = subprocess.run([sys.executable, "bench/gpu.py", "--device", "cpu", "--quick", "--out", str(out),
+                          "--data-root", str(SHARED_DATA)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    skipped = {k: v for k, v in figures.items() if isinstance(v, str) and v.startswith("skipped")}
+    if not (SHARED_DATA / "pinnacle").exists():
+        skipped.pop("pinn_ratio_vs_plain", None)  # needs PINNacle's burgers1d.dat
+    assert not skipped, skipped
+    for key in ("rd_sweep_wall_s", "ensemble_speedup", "packing_speedup_2", "image_ratio_vs_plain_raw32",
+                "image_ratio_vs_plain_x2", "landscape_configs_per_s"):
+        assert isinstance(figures[key], float) and figures[key] > 0, (key, figures[key])
+    assert figures["rd_sweep_runs"] == 2 and figures["packing_recommended_n"] in (1, 2)
+
+
+# ----------------------------------------------------------------------------- CUDA (skipped without)
+
+needs_cuda = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_vectorized_and_one_by_one_replicas_agree_per_seed_on_cuda():
+    import numpy as np
+    from tasks.replica.task import MODELS, ReplicaConfig, flat_weights, train_replicas
+    for model in MODELS:
+        cfg = ReplicaConfig(model=model, dataset="digits", epochs=3, augment="paper")
+        one = {s: flat_weights(m) for s, m, _ in train_replicas(cfg, [0, 1, 2], None, "cuda", False)}
+        many = {s: flat_weights(m) for s, m, _ in train_replicas(cfg, [0, 1, 2], None, "cuda", True)}
+        for seed in one:
+            np.testing.assert_allclose(one[seed], many[seed], rtol=1e-3, atol=1e-4 if model != "batchnorm" else 2e-3)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_bf16_channels_last_image_training_learns_and_records_gpu_memory(cli, tmp_path):
+    spec = tmp_path / "img.yaml"
+    spec.write_text("name: img\ntask: image_classification\nfixed: {dataset: digits, model: resnet18, image_size: 32, "
+                    "epochs: 2, amp: true, channels_last: true}\nseeds: 1\nresources: {cpus: 1, gpus: 1}\n")
+    res = cli("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline")
+    assert res.returncode == 0, res.stderr
+    from conftest import ledger
+    row = ledger(tmp_path / "res" / "img").iloc[0]
+    assert row["device"].startswith("cuda:") and row["metric_test_acc"] > 0.5
+    assert row["peak_gpu_mem_mb"] > 0 and row["gpu_mem_total_mb"] > row["peak_gpu_mem_mb"]
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_fractional_gpus_pack_trials_onto_one_real_gpu(cli, tmp_path):
+    spec = tmp_path / "pack.yaml"
+    spec.write_text("name: pack\ntask: synthetic\nfixed: {sleep_s: 1.0}\nseeds: 4\nruns_per_trial: 1\n"
+                    "resources: {cpus: 0.5, gpus: 0.25}\n")
+    res = cli("run", str(spec), "--results", str(tmp_path / "res"), "--num-cpus", "4")
+    assert res.returncode == 0, res.stderr
+    from conftest import ledger
+    runs = ledger(tmp_path / "res" / "pack")
+    assert set(runs["cuda_visible_devices"]) == {"0"}
+    starts, ends = sorted(runs["started_at"]), sorted(runs["finished_at"])
+    assert starts[-1] < ends[0]  # all four ran at once on the one GPU

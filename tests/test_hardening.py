@@ -3,7 +3,6 @@ in one clear line on stderr (no traceback), the documented exit code, and nothin
 outside the results folder; damage is reported, and repaired by the next run."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tasks import SimpleContext, get_task
-from tasks.expansion import expand_image, original_mask
+from tasks.common.expansion import expand_image, original_mask
 from tasks.image_classification import ImageClassificationConfig
 
 
@@ -71,8 +71,8 @@ def test_config_rejects_unknown_dataset_and_bad_fill():
 # ----------------------------------------------------------------------------- every model x dataset
 
 from fake_datasets import DATASETS as FAKE_DATASETS, make as make_fake  # noqa: E402
-from tasks.datasets import load_dataset  # noqa: E402
-from tasks.models import MIN_INPUT, MODELS  # noqa: E402
+from tasks.common.datasets import load_dataset  # noqa: E402
+from tasks.common.models import MIN_INPUT, MODELS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_missing_dataset_names_the_path_and_the_fix(tmp_path):
 @pytest.mark.parametrize("dataset", ("digits", *FAKE_DATASETS))
 def test_every_model_builds_and_takes_a_training_step_on_every_dataset(dataset, fake_root):
     from tasks.image_classification import _Inputs
-    from tasks.models import build_model
+    from tasks.common.models import build_model
     data = load_dataset(dataset, str(fake_root), image_size=None if dataset == "digits" else 16)
     mean, std = data.channel_stats()
     for model_name in MODELS:

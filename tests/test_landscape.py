@@ -11,12 +11,12 @@ import yaml
 
 from conftest import REPO
 from tasks import SimpleContext, get_task
-from tasks._enumerate import LossTally, iter_losses, sign_patterns
-from tasks._landscape_nets import (
+from tasks.landscape.enumerate import LossTally, iter_losses, sign_patterns
+from tasks.landscape.nets import (
     CNN_DATASETS, CNN_VARIANTS, CnnShape, build_classifier, build_cnn, classifier_inputs, cnn_dataset, dropout_mask,
     filter_basis, params_of, plain_classifier_forward, plain_cnn_logits, plain_loss,
 )
-from tasks.landscape import LandscapeConfig
+from tasks.landscape.task import LandscapeConfig
 
 TASK = get_task("landscape")
 

@@ -17,8 +17,9 @@ from scipy import special, stats
 from conftest import REPO, SHARED_DATA
 from tasks import SimpleContext
 from tasks.pinn import PDE_NAMES, PinnConfig, run, solvers
+from tasks.common.stats import compare_samples
 from tasks.pinn.aggregate import (
-    aggregate_pinn, overview_table, paired_test, per_pde_table, seed_bootstrap_interval, summary_row,
+    aggregate_pinn, overview_table, per_pde_table, seed_bootstrap_interval, summary_row,
     wilson_interval,
 )
 from tasks.pinn.coefficients import GridField
@@ -156,7 +157,7 @@ def test_known_solution_has_zero_residual_raw_and_expanded(pde):
 
 def test_pinnacle_wave_long_time_solution_leaves_a_residual_as_documented():
     # PINNacle's "exact" Wave 2D long-time solution does not solve u_tt = u_xx + 2 u_yy:
-    # every term leaves -2 pi^2 times itself. Kept as PINNacle has it (README, "pinn").
+    # every term leaves -2 pi^2 times itself. Kept as PINNacle has it (docs/tasks/pinn.md).
     problem = build("wave2d_long_time", FILES)
     points = problem.geom.random_points(200) * np.array([1, 1, 0.02])  # t <= 2: float32 keeps sinh(3 pi) exact enough
     net = make_net(problem, PinnConfig(hidden_layers=1, width=8), None)
@@ -368,7 +369,7 @@ def test_fraction_improved_has_a_wilson_and_a_seed_bootstrap_interval():
 
 
 def test_unpaired_seeds_fall_back_to_mann_whitney():
-    test, p = paired_test(pd.Series([1.0, 2.0, 3.0], index=[0, 1, 2]), pd.Series([4.0, 5.0, 6.0], index=[7, 8, 9]))
+    test, p = compare_samples(pd.Series([1.0, 2.0, 3.0], index=[0, 1, 2]), pd.Series([4.0, 5.0, 6.0], index=[7, 8, 9]))
     assert test == "mannwhitneyu" and p == pytest.approx(stats.mannwhitneyu([4, 5, 6], [1, 2, 3]).pvalue)
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tasks import SimpleContext, get_task
-from tasks.replica import MODELS, ReplicaConfig, _Replica, augment_images, flat_weights, train_replicas
-from tasks.replica_distance import RDSettings, pairwise_wasserstein, replica_distance
+from tasks.replica.task import MODELS, ReplicaConfig, _Replica, augment_images, flat_weights, train_replicas
+from tasks.replica.distance import RDSettings, pairwise_wasserstein, replica_distance
 
 
 AUGMENTED = [("flip", {"augment": "paper"}), ("rot180", {"augment": "paper"}),

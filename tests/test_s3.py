@@ -3,7 +3,6 @@ command, a driver SIGKILLed mid-sweep (inline and Ray), URIs that carry their ow
 settings, the lock under two drivers, and bad locations that must fail in one line."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import REPO, assert_ran_once, free_port, ledger, raw_rows, symsweep
+from conftest import REPO, assert_ran_once, free_port, ledger, symsweep
 
 SYN = """
 name: syn

@@ -18,7 +18,7 @@ none). Modules:
 """
 from __future__ import annotations
 
-from tasks._api import Task
+from tasks.common.api import Task
 from tasks.pinn.aggregate import aggregate_pinn, pinn_figures
 from tasks.pinn.config import PDE_NAMES, PinnConfig
 from tasks.pinn.download import download_pinnacle

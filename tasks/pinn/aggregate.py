@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tasks.common.stats import compare_samples, completed, varying_config_columns
+
 METRICS = ("l2re", "mse", "loss")
 DECIDING = "l2re"
 ALPHA = 0.05
@@ -31,26 +33,8 @@ BOOTSTRAP = 2000
 RAW, EXPANDED = "raw", "expanded"
 
 
-def paired_test(raw: pd.Series, expanded: pd.Series) -> tuple[str, float]:
-    """(test name, two-sided p) for one metric, both Series indexed by seed."""
-    from scipy import stats
-    raw, expanded = raw.dropna(), expanded.dropna()
-    if raw.index.is_unique and expanded.index.is_unique and set(raw.index) == set(expanded.index):
-        if len(raw) < 2:
-            return "none", float("nan")
-        diffs = expanded.loc[raw.index].to_numpy(float) - raw.to_numpy(float)
-        if not np.any(diffs):
-            return "wilcoxon", 1.0
-        return "wilcoxon", float(stats.wilcoxon(diffs).pvalue)
-    if len(raw) < 2 or len(expanded) < 2:
-        return "none", float("nan")
-    return "mannwhitneyu", float(stats.mannwhitneyu(expanded, raw, alternative="two-sided").pvalue)
-
-
 def _group_columns(done: pd.DataFrame) -> list[str]:
-    varying = [c for c in done.columns if c.startswith("cfg_") and c not in ("cfg_expansion", "cfg_pde")
-               and done[c].astype(str).nunique(dropna=False) > 1]
-    return ["cfg_pde"] + varying
+    return ["cfg_pde"] + varying_config_columns(done, exclude=("cfg_expansion", "cfg_pde"))
 
 
 def _compare(values: dict[str, pd.Series]) -> dict:
@@ -63,13 +47,13 @@ def _compare(values: dict[str, pd.Series]) -> dict:
         row[f"median_{side}"] = float(v.median()) if v.count() else float("nan")
     base = row[f"median_{RAW}"]
     row["median_change"] = (row[f"median_{EXPANDED}"] - base) / abs(base) if base else float("nan")
-    row["test"], row["p_value"] = paired_test(values[RAW], values[EXPANDED])
+    row["test"], row["p_value"] = compare_samples(values[RAW], values[EXPANDED])
     return row
 
 
 def per_pde_table(runs: pd.DataFrame) -> pd.DataFrame:
     """`pinn_pde`: long format, one row per (PDE, other varying config, metric)."""
-    done = runs[runs["status"] == "completed"] if "status" in runs else runs
+    done = completed(runs)
     if done.empty or "cfg_expansion" not in done or "cfg_pde" not in done:
         return pd.DataFrame()
     groups, rows = _group_columns(done), []
@@ -163,7 +147,7 @@ def seed_bootstrap_interval(pairs: list[tuple[np.ndarray, np.ndarray, bool]], n_
 
 
 def _seed_values(runs: pd.DataFrame, overview: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray, bool]]:
-    done = runs[runs["status"] == "completed"] if "status" in runs else runs
+    done = completed(runs)
     keys = [c for c in overview.columns if f"cfg_{c}" in done.columns and c != "expansion"]
     out = []
     for _, row in overview.iterrows():
@@ -212,15 +196,13 @@ def aggregate_pinn(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> 
 
 
 def _box_panels(runs: pd.DataFrame, metric_for, title: str, table: pd.DataFrame | None):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tasks.common.plots import subplots
     from tasks.pinn.config import PDE_NAMES
     present = set(runs["cfg_pde"])
     pdes = [p for p in PDE_NAMES if p in present] + sorted(present - set(PDE_NAMES))
     cols = min(5, len(pdes))
     rows = -(-len(pdes) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols, 2.7 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(2.7 * cols, 2.7 * rows), squeeze=False)
     for ax in axes.ravel()[len(pdes):]:
         ax.set_visible(False)
     for ax, pde in zip(axes.ravel(), pdes):
@@ -253,7 +235,7 @@ def _p_text(table: pd.DataFrame | None, pde: str, metric: str) -> str:
 
 
 def pinn_figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
-    done = runs[runs["status"] == "completed"] if "status" in runs else runs
+    done = completed(runs)
     if done.empty or "cfg_expansion" not in done:
         return {}
     table = tables.get("pinn_pde")

@@ -23,7 +23,7 @@ REFERENCES = ("auto", "file", "solver", "none")
 @dataclass(frozen=True)
 class PinnConfig:
     pde: PdeName = "burgers1d"
-    """Which PINNacle PDE (see README, "pinn", for equations, domains and reference sources)."""
+    """Which PINNacle PDE (see docs/tasks/pinn.md for equations, domains and reference sources)."""
     expansion: Literal["raw", "expanded"] = "raw"
     """raw: the network sees (x, t); expanded: (x, t, c_x, c_t) with constant c_* (paper Sec. 2.2)."""
     expansion_constant: Literal["domain_mean", "bbox_center", "collocation_mean"] = "domain_mean"

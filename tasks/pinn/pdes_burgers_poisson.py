@@ -45,7 +45,7 @@ def burgers2d(files: DataFiles) -> Problem:
     def residual(x, w):
         u, v = w[:, 0:1], w[:, 1:2]
         out = []
-        for c, q in ((0, u), (1, v)):
+        for c, _q in ((0, u), (1, v)):
             q_x, q_y, q_t = (D.jacobian(w, x, i=c, j=j) for j in range(3))
             lap = D.hessian(w, x, component=c, i=0, j=0) + D.hessian(w, x, component=c, i=1, j=1)
             out.append(q_t + u * q_x + v * q_y - nu * lap)

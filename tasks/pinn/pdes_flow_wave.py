@@ -144,7 +144,7 @@ def wave2d_long_time(files: DataFiles) -> Problem:
     """u_tt = u_xx + 2 u_yy on [0, 1]^2 x [0, 100]; PINNacle's "exact" solution
     sin(pi x) sinh(pi y) cos(pi t) + sinh(3 pi x) sin(2 pi y) cos(pi t) gives the initial and boundary
     values and the reference. NB: it does not satisfy this PDE (each term leaves a residual of
-    -2 pi^2 times itself); kept as PINNacle has it, see README."""
+    -2 pi^2 times itself); kept as PINNacle has it, see docs/tasks/pinn.md."""
     def exact(x):
         return np.sin(np.pi * x[:, 0:1]) * np.sinh(np.pi * x[:, 1:2]) * np.cos(np.pi * x[:, 2:3]) \
             + np.sinh(3 * np.pi * x[:, 0:1]) * np.sin(2 * np.pi * x[:, 1:2]) * np.cos(np.pi * x[:, 2:3])

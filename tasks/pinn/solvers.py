@@ -10,7 +10,7 @@ Each solver returns (x, u): evaluation points (n, input_dim) in the PDE's own va
   the self-advection terms (u^2/2)_x and (v^2/2)_y, limited upwinding for the cross terms
   v u_y and u v_x, central viscosity, SSP-RK3. At nu = 0.001 shocks are far thinner than
   any affordable grid, so this is the vanishing-viscosity solution at the grid's
-  resolution, as PINNacle's COMSOL file also is at its mesh's (README gives the measured
+  resolution, as PINNacle's COMSOL file also is at its mesh's (docs/tasks/pinn.md gives the measured
   difference between two resolutions).
 - Wave 2D heterogeneous: second-order finite differences in space, leapfrog in time,
   mirrored ghost nodes for the zero-flux sides.

@@ -15,14 +15,13 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import os
 import time
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-from tasks._api import RunContext, RunResult
+from tasks.common.api import RunContext, RunResult
 from tasks.pinn import reference as refs
 from tasks.pinn.config import PinnConfig
 from tasks.pinn.data import DataFiles
@@ -153,7 +152,7 @@ def _set_precision(bits: int) -> None:
 
 
 def run(config: PinnConfig, seed: int, ctx: RunContext) -> RunResult:
-    files = DataFiles(ctx.data_root or os.environ.get("SYMSWEEP_DATA"))
+    files = DataFiles(ctx.data_root)
     with _torch_defaults(ctx.device, config.float64):
         problem = build(config.pde, files)  # inside: conditions may hold tensors (PointSetBC values)
         ref = refs.resolve(problem, files, config.reference)  # before training: a missing forced source fails fast

@@ -38,8 +38,7 @@ def load_lattice(data_root: str | None) -> dict[str, np.ndarray]:
     SOURCE.md); `data: parametrization` needs no file.
     """
     import os
-    roots = [data_root or os.environ.get("SYMSWEEP_DATA")]
-    candidates = [os.path.join(r, sub, LATTICE_FILE) for r in roots if r for sub in ("", "hotqcd")]
+    candidates = [os.path.join(data_root, sub, LATTICE_FILE) for sub in ("", "hotqcd")] if data_root else []
     for path in candidates:
         if os.path.isfile(path):
             import pandas as pd

@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks._api import RunContext, RunResult, Task
-from tasks.datasets import load_dataset
-from tasks.replica_distance import RDSettings
+from tasks.common.api import RunContext, RunResult, Task
+from tasks.common.datasets import load_dataset
+from tasks.replica.distance import RDSettings
 
 MODELS = ("simple", "dropout", "batchnorm", "flip", "rot180")
 AUGMENTED_MODELS = ("flip", "rot180")  # the models the paper augments (Sec. 6.6)
@@ -258,7 +258,7 @@ def augment_images(x: torch.Tensor, aug: torch.Tensor, config: ReplicaConfig) ->
 def use_vectorized(config: ReplicaConfig, device: str, n_seeds: int) -> bool:
     """auto: vectorize whenever a trial packs several seeds. On a GPU one big kernel beats
     many small ones; on this project's 2-core CPU bench/replicas.py measured the ensemble
-    1.3-1.8x faster for four of the five models too (README, "replica")."""
+    1.3-1.8x faster for four of the five models too (docs/tasks/replica.md)."""
     if config.vectorize != "auto":
         return config.vectorize == "on"
     return n_seeds > 1 and device in ("cuda", "cpu")
@@ -391,12 +391,12 @@ def run(config: ReplicaConfig, seed: int, ctx: RunContext) -> RunResult:
 
 
 def _aggregate(runs, history, load_artifact, settings):
-    from tasks.replica_distance import aggregate_replicas
+    from tasks.replica.distance import aggregate_replicas
     return aggregate_replicas(runs, history, load_artifact, settings)
 
 
 def _figures(tables, runs, history):
-    from tasks.replica_distance import replica_figures
+    from tasks.replica.distance import replica_figures
     return replica_figures(tables, runs, history)
 
 

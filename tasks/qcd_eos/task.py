@@ -25,8 +25,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tasks._api import Diverged, RunContext, RunResult, Task
-from tasks._hotqcd import STEFAN_BOLTZMANN_P_OVER_T4, TEMPERATURES_GEV, load_lattice, parametrized_eos
+from tasks.common.api import Diverged, RunContext, RunResult, Task
+from tasks.common.stats import completed
+from tasks.qcd_eos.hotqcd import STEFAN_BOLTZMANN_P_OVER_T4, TEMPERATURES_GEV, load_lattice, parametrized_eos
 
 SPECIES = (("ud", 24, +1.0), ("s", 12, +1.0), ("g", 16, -1.0))  # name, degeneracy, eta
 TARGETS = {"pressure": "p_over_t4", "energy_density": "e_over_t4", "entropy": "s_over_t3"}
@@ -135,8 +136,8 @@ class EnsembleLinear(nn.Module):
     def __init__(self, members: int, n_in: int, n_out: int):
         super().__init__()
         layers = [nn.Linear(n_in, n_out) for _ in range(members)]  # torch's default init, per member
-        self.weight = nn.Parameter(torch.stack([l.weight.detach().T for l in layers]))
-        self.bias = nn.Parameter(torch.stack([l.bias.detach()[None, :] for l in layers]))
+        self.weight = nn.Parameter(torch.stack([lin.weight.detach().T for lin in layers]))
+        self.bias = nn.Parameter(torch.stack([lin.bias.detach()[None, :] for lin in layers]))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, h, self.weight)
@@ -260,7 +261,7 @@ _METRICS = [f"mse_{n}{s}" for s in ("", "_low") for n in TARGETS]
 def aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict[str, pd.DataFrame]:
     """`qcd_comparison`: mean, std and n of every MSE, raw vs expanded, and expanded/raw;
     `qcd_curves`: every completed run's predicted P/T^4, e/T^4, s/T^3 and masses on a T grid."""
-    done = runs[runs["status"] == "completed"]
+    done = completed(runs)
     rows = []
     for expanded, part in done.groupby("cfg_expanded"):
         row = {"input": "expanded (T, c)" if expanded else "raw T", "n": len(part)}
@@ -291,9 +292,7 @@ def aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict[
 def figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
     """fig3_eos: P/T^4, e/T^4, s/T^3 and the masses against T, raw vs expanded (mean and
     min-max over seeds) with the lattice points; fig3_errors: squared error against T."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tasks.common.plots import subplots
 
     curves = tables.get("qcd_curves")
     if curves is None or curves.empty:
@@ -304,15 +303,15 @@ def figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
     lat = {k: lat[k].to_numpy() for k in lat.columns}
     panels = [("p_over_t4", "P/T$^4$", "d_p_over_t4"), ("e_over_t4", "e/T$^4$", "d_e_over_t4"),
               ("s_over_t3", "s/T$^3$", "d_s_over_t3")]
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
-    err_fig, err_axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    fig, axes = subplots(1, 4, figsize=(18, 4))
+    err_fig, err_axes = subplots(1, 3, figsize=(15, 3.8))
     for expanded, color in ((False, "tab:blue"), (True, "tab:red")):
         part = curves[curves["expanded"] == expanded]
         if part.empty:
             continue
         label = "expanded (T, c)" if expanded else "raw T"
         g = part.groupby("T")
-        for ax, eax, (key, name, err) in zip(axes, err_axes, panels):
+        for ax, eax, (key, name, _err) in zip(axes, err_axes, panels):
             mean = g[key].mean()
             ax.plot(mean.index, mean.values, color=color, label=f"{label} (n={part['seed'].nunique()})")
             ax.fill_between(mean.index, g[key].min().values, g[key].max().values, color=color, alpha=0.2)

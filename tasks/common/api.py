@@ -65,16 +65,22 @@ class RunContext(Protocol):
 
 @dataclass
 class SimpleContext:
-    """A context for calling a task directly (notebooks, tests): collects what it is given."""
+    """The RunContext: collects a run's history and artifacts. The orchestrator's workers
+    use it too (with `on_log` forwarding each step to experiment trackers); call a task
+    directly with one in notebooks and tests."""
 
     device: str = "cpu"
     data_root: str | None = None
     num_threads: int = 1
+    on_log: Callable[[int, dict], None] | None = None
+    """Called with (step, metrics) at every log, e.g. to mirror them to a tracker."""
     history: list[dict[str, float]] = field(default_factory=list)
     artifacts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def log(self, step: int, **metrics: float) -> None:
-        self.history.append({"step": step, **metrics})
+        self.history.append({"step": int(step), **metrics})
+        if self.on_log is not None:
+            self.on_log(step, metrics)
 
     def save_artifact(self, name: str, arrays: Mapping[str, np.ndarray]) -> None:
         self.artifacts[name] = {k: np.asarray(v) for k, v in arrays.items()}

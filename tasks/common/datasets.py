@@ -139,7 +139,7 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np
 
 
 def data_root(root: str | None) -> str:
-    root = root or os.environ.get("SYMSWEEP_DATA")
+    """The run's data root (ctx.data_root: the CLI resolves --data-root / SYMSWEEP_DATA)."""
     if not root:
         raise FileNotFoundError("this dataset is read from a local root: pass --data-root DIR or set SYMSWEEP_DATA")
     return root

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks import _text
-from tasks._api import Diverged, RunContext, RunResult, Task
+from tasks.sentiment import text as _text
+from tasks.common.api import Diverged, RunContext, RunResult, Task
+from tasks.common.stats import completed
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ def run(config: SentimentConfig, seed: int, ctx: RunContext) -> RunResult:
 
 def _aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict[str, pd.DataFrame]:
     """`accuracy_curves`: test accuracy and train loss per epoch, mean/std over seeds."""
-    done = runs[runs["status"] == "completed"]
+    done = completed(runs)
     keys = ["cfg_dataset", "cfg_embedding", "cfg_fill"]
     part = history[history["metric"].isin(["test_acc", "train_loss"])].merge(done[["run_id", *keys]], on="run_id")
     if part.empty:

@@ -34,6 +34,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from tasks.common.stats import completed, varying_config_columns
+
 
 @dataclass(frozen=True)
 class RDSettings:
@@ -173,9 +175,8 @@ def replica_distance(weights: np.ndarray, settings: RDSettings = RDSettings()) -
 
 def _groups(runs: pd.DataFrame):
     """Completed runs grouped by grid point (same config, different seeds), with a label."""
-    done = runs[runs["status"] == "completed"]
-    cfg_cols = [c for c in done if c.startswith("cfg_")]
-    varying = [c for c in cfg_cols if done[c].astype(str).nunique() > 1]
+    done = completed(runs)
+    varying = varying_config_columns(done)
     for config_json, part in done.groupby("config_json", sort=True):
         cfg = json.loads(config_json)
         label = cfg.get("model", "?")
@@ -242,7 +243,7 @@ def accuracy_curves(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     if history.empty:
         return pd.DataFrame()
     rows = []
-    for label, cfg, part in _groups(runs):
+    for label, _cfg, part in _groups(runs):
         h = history[(history["run_id"].isin(part["run_id"])) & (history["metric"] == "test_acc")]
         if h.empty:
             continue
@@ -253,9 +254,7 @@ def accuracy_curves(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
 
 
 def replica_figures(tables: dict[str, pd.DataFrame], runs, history) -> dict:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tasks.common.plots import subplots
     figs = {}
     dens = tables.get("rd_density", pd.DataFrame())
     if not dens.empty:
@@ -263,7 +262,7 @@ def replica_figures(tables: dict[str, pd.DataFrame], runs, history) -> dict:
         if "reduction" not in dens:
             dens = dens.assign(reduction="umap")
         kinds = [k for k in ("umap", "none") if k in set(dens["reduction"])]
-        fig, axes = plt.subplots(1, len(kinds), figsize=(6.5 * len(kinds), 4.6), squeeze=False)
+        fig, axes = subplots(1, len(kinds), figsize=(6.5 * len(kinds), 4.6), squeeze=False)
         for ax, kind in zip(axes[0], kinds):
             headline = kind == rd["reduction"].iloc[0]
             value, low, high = ("rd", "ci_low", "ci_high") if headline else \
@@ -286,7 +285,7 @@ def replica_figures(tables: dict[str, pd.DataFrame], runs, history) -> dict:
         figs["rd_density"] = fig
     curves = tables.get("accuracy_curves", pd.DataFrame())
     if not curves.empty:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = subplots(figsize=(6, 4))
         for model, part in curves.groupby("model"):
             ax.plot(part["epoch"], part["test_acc_mean"], label=model)
             ax.fill_between(part["epoch"], part["test_acc_mean"] - part["test_acc_std"],

@@ -12,7 +12,7 @@ degenerate: how many configurations share each loss value after rounding.
   an option (`cnn_pooling: mean`), under which the baseline cannot fit the 12 images and the
   wrong-equivariant variant is blind by construction.
 
-The enumeration itself lives in `tasks._enumerate` (vectorized, chunked, bounded memory).
+The enumeration itself lives in `tasks.landscape.enumerate` (vectorized, chunked, bounded memory).
 """
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tasks._api import RunContext, RunResult, Task
-from tasks._enumerate import LossTally, iter_losses
-from tasks._landscape_nets import (
+from tasks.common.api import RunContext, RunResult, Task
+from tasks.common.stats import completed
+from tasks.landscape.enumerate import LossTally, iter_losses
+from tasks.landscape.nets import (
     CNN_VARIANTS, CnnShape, build_classifier, build_cnn, classifier_inputs, cnn_dataset, dropout_mask,
     filter_basis, params_of, plain_classifier_forward, plain_cnn_logits, plain_loss,
 )
@@ -69,7 +70,7 @@ class LandscapeConfig:
     tied logits), and no configuration of the one-channel network fits the 12 images."""
     cnn_dataset: Literal["signed_pairs", "pair_on_background"] = "signed_pairs"
     """cnn: which reading of the paper's 12 images (Fig. 10 is not in the text; see
-    `tasks._landscape_nets.cnn_dataset`)."""
+    `tasks.landscape.nets.cnn_dataset`)."""
     cnn_activation: Literal["relu", "tanh"] = "relu"
     """cnn: activation after the convolution and after the dense layer."""
     dropout_p: float = 0.3
@@ -190,7 +191,7 @@ def _setting(row: pd.Series) -> str:
 
 
 def _first_seed_per_label(runs: pd.DataFrame) -> pd.DataFrame:
-    done = runs[runs["status"] == "completed"].copy()
+    done = completed(runs).copy()
     if done.empty:
         return done
     done["label"] = done.apply(_label, axis=1)
@@ -202,7 +203,8 @@ def _first_seed_per_label(runs: pd.DataFrame) -> pd.DataFrame:
 def _cnn_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per CNN setting and variant: the landscape counts (lowest seed) and, over all
     seeds, the range of the minimum loss and of the best configuration's accuracy."""
-    done = runs[(runs["status"] == "completed") & (runs.get("cfg_network", "classifier") == "cnn")].copy()
+    done = completed(runs)
+    done = done[done.get("cfg_network", "classifier") == "cnn"].copy()
     if done.empty:
         return pd.DataFrame()
     done["setting"] = done.apply(_setting, axis=1)
@@ -251,9 +253,7 @@ def figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
     (x = fraction of configurations; flat steps are degenerate configurations). fig7_cnn has
     one row per setting (dataset reading, pooling) and adds the lowest losses against how
     many configurations reach them (log axis)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tasks.common.plots import subplots
 
     levels = tables.get("landscape_levels")
     if levels is None or levels.empty:
@@ -268,7 +268,7 @@ def figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
         settings = sorted(part["setting"].unique())
         panels = [bool(b) for b in sorted(part["label"].str.contains("bias").unique())] \
             if network == "classifier" else [None, "low"]
-        fig, axes = plt.subplots(len(settings), len(panels), figsize=(5.5 * len(panels), 4 * len(settings)),
+        fig, axes = subplots(len(settings), len(panels), figsize=(5.5 * len(panels), 4 * len(settings)),
                                  squeeze=False)
         for row_axes, setting in zip(axes, settings):
             for ax, panel in zip(row_axes, panels):
@@ -286,7 +286,7 @@ def _landscape_panel(ax, sub: pd.DataFrame, network: str, panel) -> None:
     if panel in (True, False):
         sub = sub[sub["label"].str.contains("bias") == panel]
     order = [v for v in CNN_VARIANTS if v in set(sub["label"])] if network == "cnn" \
-        else sorted(sub["label"].unique(), key=lambda l: (l.startswith("expanded"), l))
+        else sorted(sub["label"].unique(), key=lambda label: (label.startswith("expanded"), label))
     for label in order:
         lv = sub[sub["label"] == label].sort_values("loss", ascending=panel == "low")
         counts = lv["multiplicity"].to_numpy()

@@ -113,7 +113,7 @@ class LayeredNet:
     @property
     def radices(self) -> list[tuple[int, int]]:
         """(units, patterns per unit) of every layer, input side first."""
-        return [(self.first.shape[0], self.first.shape[1])] + [(l.units, l.n_patterns) for l in self.layers]
+        return [(self.first.shape[0], self.first.shape[1])] + [(layer.units, layer.n_patterns) for layer in self.layers]
 
     @property
     def num_configs(self) -> int:
