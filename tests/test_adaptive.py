@@ -90,13 +90,13 @@ def test_rounds_are_replayed_from_the_ledger_deterministically():
 @pytest.mark.parametrize("executor", ["inline", "ray"])
 def test_an_adaptive_sweep_runs_in_rounds_and_a_rerun_adds_nothing(tmp_path, executor):
     spec = tmp_path / "ad.yaml"
-    spec.write_text(SPEC.format(top=9))
+    spec.write_text(SPEC.format(top=9 if executor == "inline" else 6))  # on Ray: two rounds are enough
     res = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", executor, "--num-cpus", "2")
     assert res.returncode == 0, res.stderr
     runs = ledger(tmp_path / "res" / "ad")
     per_point = runs.groupby("cfg_n_samples")["seed"].agg(["count", "max"])
     assert per_point.loc[64, "count"] == per_point["count"].max()  # the baseline keeps up with the open ones
-    assert set(per_point["count"]) <= {3, 6, 9}
+    assert set(per_point["count"]) <= {3, 6, 9} and per_point["count"].max() > 3  # a second round ran
     for _, row in per_point.iterrows():  # seeds come in order: 0..k-1
         assert row["max"] == row["count"] - 1
     status = symsweep("status", str(tmp_path / "res" / "ad"), "--slowest", "0")

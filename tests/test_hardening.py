@@ -202,7 +202,7 @@ def tiny_disk(tmp_path):
 @pytest.mark.parametrize("executor", ["inline", "ray"])
 def test_a_full_disk_is_one_line_leaves_no_half_files_and_resume_completes(tiny_disk, tmp_path, executor):
     spec = tmp_path / "big.yaml"
-    spec.write_text(SYN.replace("seeds: 3", "seeds: 60").replace("runs_per_trial: 3", "runs_per_trial: 20")
+    spec.write_text(SYN.replace("seeds: 3", "seeds: 60").replace("runs_per_trial: 3", "runs_per_trial: 60")
                     .replace("name: syn", "name: big"))
     # max_failures=0: Tune would retry each dying trial (the disk stays full), and slowly
     res = symsweep("run", str(spec), "--results", str(tiny_disk), "--executor", executor, "--num-cpus", "1",
