@@ -117,7 +117,9 @@ def export_mlflow(store: SweepStore, uri: str, experiment: str | None = None) ->
             for step, metric, value in zip(part["step"], part["metric"], part["value"]):
                 metrics.append(Metric(metric, float(value), started or 0, int(step)))
                 last = max(last, int(step))
-        metrics += [Metric(k, v, ended or 0, last) for k, v in _final_metrics(row).items()]
+        # after the history's timestamp: MLflow keeps one row per (key, timestamp, step, value)
+        final_ms = max(ended or 0, (started or 0) + 1)
+        metrics += [Metric(k, v, final_ms, last) for k, v in _final_metrics(row).items()]
         for i in range(0, len(metrics), 1000):
             client.log_batch(rid, metrics=metrics[i:i + 1000])
         client.set_terminated(rid, status=MLFLOW_STATUS.get(str(row["status"]), "FAILED"), end_time=ended)

@@ -231,6 +231,7 @@ class MlflowTracker:
         self.pending: list = []
         self.last_flush = time.monotonic()
         self.last_step = 0
+        self.last_ms = 0
 
     def on_run_start(self, run: RunInfo) -> None:
         from mlflow.entities import Param
@@ -251,7 +252,7 @@ class MlflowTracker:
 
     def on_log(self, step: int, metrics: Mapping[str, float]) -> None:
         from mlflow.entities import Metric
-        now = int(time.time() * 1000)
+        now = self.last_ms = int(time.time() * 1000)
         self.last_step = max(self.last_step, int(step))
         self.pending += [Metric(k, float(v), now, int(step)) for k, v in metrics.items() if v is not None]
         if time.monotonic() - self.last_flush >= FLUSH_EVERY_S or len(self.pending) >= 900:
@@ -265,7 +266,9 @@ class MlflowTracker:
 
     def on_run_end(self, status: str, metrics: Mapping[str, float | None], error: str | None) -> None:
         from mlflow.entities import Metric
-        now = int(time.time() * 1000)
+        # a later millisecond than the last logged point: MLflow's store keeps one row per
+        # (key, timestamp, step, value), so a final value equal to the last logged one would vanish
+        now = max(int(time.time() * 1000), self.last_ms + 1)
         self.pending += [Metric(k, float(v), now, self.last_step) for k, v in metrics.items()
                          if v is not None and v == v]
         self._flush()

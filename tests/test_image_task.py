@@ -47,7 +47,10 @@ def test_same_seed_reproduces_and_raw_expanded_share_parameters():
     cfg = ImageClassificationConfig(epochs=1, width=8)
     r1 = task.run(cfg, 3, SimpleContext())
     r2 = task.run(cfg, 3, SimpleContext())
-    assert r1.metrics == r2.metrics
+    timing = {"train_images_per_s"}  # a measured throughput, not a result of the seed
+    assert {k: v for k, v in r1.metrics.items() if k not in timing} == \
+        {k: v for k, v in r2.metrics.items() if k not in timing}
+    assert set(r1.metrics) == set(r2.metrics) and r1.metrics["train_images_per_s"] > 0
     exp = task.run(ImageClassificationConfig(epochs=1, width=8, expansion_factor=2), 3, ctx := SimpleContext())
     assert exp.metrics["n_params"] == r1.metrics["n_params"]
     assert [h["step"] for h in ctx.history] == [0]
