@@ -1,4 +1,4 @@
-"""Shared fixtures: run the real `symsweep` CLI as a subprocess, write small specs."""
+"""Shared fixtures: run the real `symsweep` CLI (a process, or its entry point here), write small specs."""
 from __future__ import annotations
 
 import logging
@@ -18,13 +18,51 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-def symsweep(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
-             ) -> subprocess.CompletedProcess:
+# Commands that never start Ray or another process of their own. The tests run them in this
+# process through the CLI's entry point (`orchestrator.cli.main`): the same parsing, checks,
+# messages and exit codes, without paying ~1-8 s of interpreter start-up and torch / sklearn /
+# matplotlib imports per call. Everything that starts Ray, is given its own environment, or
+# is asked for with `isolated=True` still runs as a real `python -m orchestrator.cli` process.
+_NO_PROCESS_COMMANDS = {"status", "query", "aggregate", "report", "compact", "tasks", "data", "export"}
+
+
+def _in_process(args: tuple[str, ...], env: dict | None, isolated: bool) -> bool:
+    if isolated or env or not args:
+        return False
+    if args[0] in _NO_PROCESS_COMMANDS:
+        return True
+    return args[0] in ("run", "resume") and any(a == "--executor" and b == "inline" for a, b in zip(args, args[1:]))
+
+
+def symsweep(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None,
+             isolated: bool = False) -> subprocess.CompletedProcess:
     """Run `symsweep ARGS` the way a user does and capture what it prints."""
+    if _in_process(args, env, isolated):
+        return _symsweep_here(args, cwd or REPO)
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("RAY_ADDRESS", None)
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=cwd or REPO,
                           capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def _symsweep_here(args: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess:
+    import contextlib
+    import io
+    from orchestrator.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, ray_address = os.getcwd(), os.environ.pop("RAY_ADDRESS", None)
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(old_cwd)
+        if ray_address is not None:
+            os.environ["RAY_ADDRESS"] = ray_address
+    return subprocess.CompletedProcess(["symsweep", *args], code, out.getvalue(), err.getvalue())
 
 
 def ledger(sweep_dir) -> "pd.DataFrame":

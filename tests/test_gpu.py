@@ -50,7 +50,8 @@ def test_a_gpu_spec_without_cuda_runs_on_the_cpu_and_says_so_once(cli, tmp_path)
         pytest.skip("this machine has CUDA: the fallback is for machines without it")
     spec = tmp_path / "g.yaml"
     spec.write_text("name: g\ntask: synthetic\nseeds: 3\nruns_per_trial: 3\nresources: {cpus: 1, gpus: 0.5}\n")
-    res = cli("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline")
+    # its own process: the warning is said once per process
+    res = cli("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline", isolated=True)
     assert res.returncode == 0, res.stderr
     assert res.stderr.count("resources.gpus=0.5 but this process sees no CUDA device") == 1
     from conftest import ledger
