@@ -276,19 +276,16 @@ def pinn(args, workdir: Path) -> None:
 
 @section("landscape_configs_per_s")
 def landscape(args, workdir: Path) -> None:
-    import torch
-    from tasks.landscape.enumerate import sign_patterns
-    bits = 24 if not args.quick else 16
-    device = torch.device(args.device)
-    sign_patterns(8, torch.float32, device)  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    patterns = sign_patterns(bits, torch.float32, device)
-    losses = (patterns.sum(dim=1) ** 2).mean()  # a reduction over every configuration, as the tally does
-    float(losses)
-    elapsed = time.perf_counter() - start
-    emit("landscape_configs_per_s", 2 ** bits / elapsed)
+    """The landscape task's own enumeration on the device: Fig. 6B's largest network (expanded
+    input and first-layer bias, 2^26 configurations; --quick: raw input, 2^20)."""
+    from tasks import SimpleContext
+    from tasks.landscape.task import LandscapeConfig, run
+    big = not args.quick
+    cfg = LandscapeConfig(network="classifier", expanded=big, first_layer_bias=big)
+    run(LandscapeConfig(network="classifier"), 0, SimpleContext(device=args.device))  # warm-up (kernels, caches)
+    metrics = run(cfg, 0, SimpleContext(device=args.device)).metrics
+    emit("landscape_configs", metrics["num_configs"])
+    emit("landscape_configs_per_s", metrics["configs_per_s"])
 
 
 def main() -> None:
