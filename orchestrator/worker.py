@@ -60,9 +60,11 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, torch_too: bool = True) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
+    if not torch_too:
+        return
     try:
         import torch
         torch.manual_seed(seed)
@@ -101,7 +103,8 @@ class TrialRunner:
         cfg_columns = _config_columns(task.config_cls, trial.config)  # the same for every run of a trial
         threads = max(1, int(self.cpus_per_trial))
         device = pick_device(self.gpus_per_trial)
-        _limit_threads(threads)
+        if task.uses_torch:
+            _limit_threads(threads)
         counts = {"finished": 0, COMPLETED: 0, FAILED: 0, DIVERGED: 0, "skipped": 0}
 
         def finish(status: str) -> None:
@@ -126,7 +129,7 @@ class TrialRunner:
             todo = self._run_many(task, config, trial, cfg_columns, todo, attempts, store, device, threads, finish)
         for run_id, seed in todo:
             ctx = self._context(trial, run_id, seed, attempts[run_id], device, threads)
-            seed_everything(seed)
+            seed_everything(seed, task.uses_torch)
             started = time.time()
             outcome = _call(lambda: task.run(config, seed, ctx))
             self._write(store, trial, cfg_columns, run_id, seed, outcome, ctx, started, time.time(), device,
@@ -150,7 +153,7 @@ class TrialRunner:
     def _run_many(self, task, config, trial, cfg_columns, todo, attempts, store, device, threads, finish):
         contexts = {seed: self._context(trial, rid, seed, attempts[rid], device, threads) for rid, seed in todo}
         ids = {seed: rid for rid, seed in todo}
-        seed_everything(todo[0][1])
+        seed_everything(todo[0][1], task.uses_torch)
         started = time.time()
         finished: set[int] = set()
         try:

@@ -190,4 +190,5 @@ TASK = Task(
     aggregate=aggregate,
     figures=figures,
     description="2D Ising energies with h = 0 and h != 0: degeneracy and its breaking (paper Sec. 3.1)",
+    uses_torch=False,
 )

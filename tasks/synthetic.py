@@ -66,4 +66,5 @@ TASK = Task(
     run=run,
     summary_metrics=("loss",),
     description="cheap seeded linear regression for tests and overhead benchmarks",
+    uses_torch=False,
 )

@@ -90,3 +90,33 @@ def test_run_rows_carry_the_documented_columns(tmp_path):
     readme = (REPO / "docs" / "store.md").read_text()
     for col in (*RUN_COLUMNS, *HISTORY_SCHEMA.names):
         assert f"`{col}`" in readme, f"docs/store.md does not document column {col}"
+
+
+def test_a_task_without_torch_never_imports_it_and_a_torch_task_is_seeded(tmp_path):
+    """`uses_torch=False` (synthetic, ising) keeps torch out of the worker (~3 s per process);
+    every other task gets torch seeded per run, so two runs of one seed draw the same numbers."""
+    import subprocess
+    import sys
+    from conftest import REPO
+    script = f"""
+import sys
+from orchestrator import SweepStore, TrialRunner, expand, pack, spec_from_dict
+spec = spec_from_dict({{"name": "s", "task": "synthetic", "seeds": 2}})
+store = SweepStore({str(tmp_path / 's')!r})
+for trial in pack(expand(spec), 2):
+    TrialRunner(store_uri=store.uri, sweep="s")(trial)
+assert len(store.read_runs()) == 2
+print("torch imported:", "torch" in sys.modules)
+"""
+    res = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "torch imported: False" in res.stdout
+
+    import torch
+    from orchestrator.worker import seed_everything
+    seed_everything(5)
+    first = torch.rand(3)
+    seed_everything(5, torch_too=False)
+    assert not torch.equal(torch.rand(3), first)  # left alone: the stream goes on
+    seed_everything(5)
+    assert torch.equal(torch.rand(3), first)

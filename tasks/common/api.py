@@ -110,6 +110,9 @@ class Task:
                    e.g. {"expansion_factor": 1}; empty when the task has none.
     downloads:     dataset name -> fetch(dest) for `symsweep data NAME --dest DIR` (needs
                    internet; tasks read the result from --data-root).
+    uses_torch:    whether runs use torch (the default). The runner then seeds torch and
+                   limits its threads before every run; a task that does not (numpy only)
+                   says False, and its worker processes never import torch (~3 s each).
     """
 
     name: str
@@ -123,6 +126,7 @@ class Task:
     baseline: Mapping[str, Any] = field(default_factory=dict)
     downloads: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
     description: str = ""
+    uses_torch: bool = True
 
     def __post_init__(self) -> None:
         if not (dataclasses.is_dataclass(self.config_cls)):
