@@ -205,10 +205,10 @@ def packing(args, workdir: Path) -> None:
 @section("image_ratio_vs_plain")
 def image(args, workdir: Path) -> None:
     import torch
-    import torch.nn.functional as F
     from tasks import SimpleContext
     from tasks.image_classification import ImageClassificationConfig, run
-    from tasks.common.models import build_model
+    sys.path.insert(0, str(REPO / "bench"))
+    from image import images_per_second  # bench/image.py: the plain loop
 
     model_name = "resnet18" if not args.quick else "small_cnn"
     limit, epochs = (4096, 2) if not args.quick else (128, 1)
@@ -216,38 +216,11 @@ def image(args, workdir: Path) -> None:
         cfg = ImageClassificationConfig(dataset="digits", model=model_name, image_size=32, expansion_factor=factor,
                                         epochs=epochs, batch_size=128, train_limit=limit, test_limit=256,
                                         scheduler="none")
-        metrics = run(cfg, 0, SimpleContext(device=args.device)).metrics
-        task_rate = metrics["train_images_per_s"]
-        # the plain loop: same model, batch, precision and device, data already on the device
-        device = torch.device(args.device)
-        cuda = device.type == "cuda"
-        model = build_model(model_name, 1, 10, cfg.width).to(device)
-        if cuda:
-            model = model.to(memory_format=torch.channels_last)
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        side = 32 * factor
-        x = torch.rand(cfg.batch_size, 1, side, side, device=device)
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = torch.randint(0, 10, (cfg.batch_size,), device=device)
-        steps = max(2, limit // cfg.batch_size) * epochs
-
-        def step():
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda and cfg.amp):
-                loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if cuda:
-            torch.cuda.synchronize()
-        plain_rate = steps * cfg.batch_size / (time.perf_counter() - start)
+        task_rate = run(cfg, 0, SimpleContext(device=args.device)).metrics["train_images_per_s"]
+        # the plain loop: same model, batch, optimizer, precision and device, data already on the device
+        plain_rate = images_per_second(model_name, 32 * factor, cfg.batch_size, max(2, limit // cfg.batch_size) * epochs,
+                                       torch.device(args.device), channels=1, width=cfg.width, lr=cfg.lr,
+                                       momentum=cfg.momentum, weight_decay=cfg.weight_decay, amp=cfg.amp)
         tag = "raw32" if factor == 1 else "x2"
         emit(f"image_task_images_per_s_{tag}", task_rate)
         emit(f"image_plain_images_per_s_{tag}", plain_rate)

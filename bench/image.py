@@ -18,19 +18,23 @@ import torch.nn.functional as F
 from tasks.common.models import MIN_INPUT, MODELS, build_model
 
 
-def images_per_second(model_name: str, size: int, batch: int, steps: int, device: torch.device) -> float:
-    model = build_model(model_name, 3, 10).to(device)
+def images_per_second(model_name: str, size: int, batch: int, steps: int, device: torch.device,
+                      channels: int = 3, width: int = 32, lr: float = 0.1, momentum: float = 0.9,
+                      weight_decay: float = 0.0, amp: bool = True) -> float:
+    """A plain training loop's images/s: random data already on the device, one warm-up step;
+    on CUDA channels-last and (with `amp`) bfloat16 autocast, as the image task does."""
+    model = build_model(model_name, channels, 10, width).to(device)
     cuda = device.type == "cuda"
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    x = torch.rand(batch, 3, size, size, device=device)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    x = torch.rand(batch, channels, size, size, device=device)
     if cuda:
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device=device)
 
     def step():
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda and amp):
             loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
