@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]  # the project, and the sibling bench scripts
 FIGURES: dict[str, object] = {}
 
 
@@ -207,7 +207,6 @@ def image(args, workdir: Path) -> None:
     import torch
     from tasks import SimpleContext
     from tasks.image_classification import ImageClassificationConfig, run
-    sys.path.insert(0, str(REPO / "bench"))
     from image import images_per_second  # bench/image.py: the plain loop
 
     model_name = "resnet18" if not args.quick else "small_cnn"
@@ -232,7 +231,6 @@ def image(args, workdir: Path) -> None:
 
 @section("pinn_ratio_vs_plain")
 def pinn(args, workdir: Path) -> None:
-    sys.path.insert(0, str(REPO / "bench"))
     from pinn_plain_deepxde import find_reference, pipeline, plain
     iterations = 2000 if not args.quick else 20
     counts = (8192, 2048, 2048) if not args.quick else (256, 64, 64)
