@@ -157,6 +157,8 @@ def _execute(spec, store, args, force: bool) -> int:
     if data_root and not os.path.isdir(data_root):
         where = "--data-root" if args.data_root else "SYMSWEEP_DATA"
         raise SpecError(f"{where} {data_root!r} is not a folder; point it at the root of your local datasets")
+    if data_root:  # Ray runs trials in their own working folders: a relative root would not be found there
+        data_root = os.path.abspath(data_root)
     options = RunOptions(retry_failed=args.retry_failed, force=force, force_unlock=args.force_unlock,
                          data_root=data_root, verify=args.verify)
     outcome = run_sweep(spec, store, executor, options)

@@ -133,7 +133,7 @@ def _dataset(name: str, root: str | None, download: bool, test_fraction: float, 
         test = test.subset(np.sort(rng.permutation(len(test))[:test_limit]))
     if train is not data.train or test is not data.test:
         data = ImageData(train, test, data.num_classes, data.channels, data.image_size,
-                         data.split + f" train_limit={train_limit} test_limit={test_limit}")
+                         data.split + f" train_limit={train_limit} test_limit={test_limit}", data.source)
     mean, std = data.channel_stats()
     return data, mean, std
 
@@ -245,7 +245,7 @@ def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunRes
         "test_acc": test_acc, "best_test_acc": best_acc, "test_loss": test_loss,
         "train_loss": train_loss, "n_params": count_parameters(model),
         "train_images_per_s": train_images / train_s if train_s > 0 else None,
-    })
+    }, info={"dataset_source": data.source})
 
 
 @torch.no_grad()

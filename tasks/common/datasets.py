@@ -8,6 +8,7 @@ layout torchvision uses, and downloaded only when asked (`download: true`):
 | name          | layout under the data root (torchvision's own)     | split              |
 |---------------|----------------------------------------------------|--------------------|
 | cifar10       | cifar-10-batches-py/{data_batch_1..5,test_batch}   | standard           |
+|               | or JPEG: cifar10-jpeg.zip, cifar10-jpeg/cifar10-jpeg.zip, cifar10-jpeg/{train,test}/<class>/ |  |
 | cifar100      | cifar-100-python/{train,test}                      | standard           |
 | kmnist        | KMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte | standard      |
 | fashionmnist  | FashionMNIST/raw/... (as KMNIST)                   | standard           |
@@ -19,9 +20,14 @@ layout torchvision uses, and downloaded only when asked (`download: true`):
 
 Small datasets (digits, CIFAR, the MNISTs) are held in memory; the others are decoded by a
 DataLoader, resized (shorter side) and centre-cropped to `image_size`.
+
+CIFAR-10 as JPEG (the 60,000 images re-encoded at quality 75 in an ImageFolder layout, in
+one zip or unpacked) is decoded once into a uint8 cache (`cifar_jpeg_cache`), so a run
+starts in about a second. `ImageData.source` says which files a run read.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from dataclasses import dataclass
@@ -99,6 +105,8 @@ class ImageData:
     image_size: int
     split: str
     """How train/test were formed ("standard" or the seeded split's description)."""
+    source: str = ""
+    """Which files were read (e.g. "cifar-10-batches-py", "cifar10-jpeg.zip"): recorded in run rows."""
 
     def channel_stats(self, n: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean/std of (up to n, seeded sample of) raw training images."""
@@ -165,7 +173,8 @@ def load_digits(test_fraction: float, split_seed: int, size: int | None) -> Imag
     tr, te = stratified_split(bunch.target, test_fraction, split_seed)
     src = TensorSource(x, y)
     return ImageData(src.subset(tr), src.subset(te), 10, 1, x.shape[-1],
-                     split=f"stratified test_fraction={test_fraction} split_seed={split_seed}")
+                     split=f"stratified test_fraction={test_fraction} split_seed={split_seed}",
+                     source="sklearn.datasets.load_digits")
 
 
 def _unpickle(path: str) -> dict:
@@ -173,14 +182,33 @@ def _unpickle(path: str) -> dict:
         return pickle.load(f, encoding="latin1")
 
 
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_JPEG = ("cifar10-jpeg.zip", "cifar10-jpeg/cifar10-jpeg.zip", "cifar10-jpeg")
+"""Where the JPEG set is looked for under a data root, in order: the zip, the zip in its own
+folder (a data root that holds several datasets), the tree unpacked (cifar10-jpeg/{train,test})."""
+
+
+def _find_cifar10_jpeg(base: str) -> str | None:
+    for rel in CIFAR10_JPEG:
+        path = os.path.join(base, rel)
+        if rel.endswith(".zip") and os.path.isfile(path) or os.path.isdir(os.path.join(path, "train")):
+            return path
+    return None
+
+
 def _cifar(root: str, download: bool, hundred: bool, size: int | None) -> ImageData:
     from torchvision.datasets import CIFAR10, CIFAR100
     name = "cifar100" if hundred else "cifar10"
     base = data_root(root)
-    folder = os.path.join(base, "cifar-100-python" if hundred else "cifar-10-batches-py")
+    pickled = "cifar-100-python" if hundred else "cifar-10-batches-py"
+    folder = os.path.join(base, pickled)
     if not os.path.isdir(folder):
+        jpeg = None if hundred else _find_cifar10_jpeg(base)
+        if jpeg is not None:
+            return _cifar10_jpeg(jpeg, size)
         if not download:
-            raise FileNotFoundError(f"{name} not found at {folder}; set download: true to fetch it")
+            also = f" or {' / '.join(CIFAR10_JPEG)}" if not hundred else ""
+            raise FileNotFoundError(f"{name} not found at {folder}{also}; set download: true to fetch it")
         (CIFAR100 if hundred else CIFAR10)(base, train=True, download=True)
     files = (["train"], ["test"]) if hundred else ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"])
     key = "fine_labels" if hundred else "labels"
@@ -190,7 +218,83 @@ def _cifar(root: str, download: bool, hundred: bool, size: int | None) -> ImageD
         x = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
         y = np.concatenate([b[key] for b in batches])
         parts.append(TensorSource(_resize_tensor(torch.from_numpy(x), size), torch.from_numpy(y)))
-    return ImageData(parts[0], parts[1], 100 if hundred else 10, 3, size or 32, split="standard")
+    return ImageData(parts[0], parts[1], 100 if hundred else 10, 3, size or 32, split="standard", source=pickled)
+
+
+def _cifar10_jpeg(path: str, size: int | None) -> ImageData:
+    arrays = cifar_jpeg_cache(path)
+    parts = [TensorSource(_resize_tensor(torch.from_numpy(arrays[f"{s}_x"]), size), torch.from_numpy(arrays[f"{s}_y"]))
+             for s in ("train", "test")]
+    return ImageData(parts[0], parts[1], 10, 3, size or 32, split="standard", source=os.path.basename(path))
+
+
+def cache_dir() -> str:
+    """Where decoded datasets are kept: $SYMSWEEP_CACHE, else $XDG_CACHE_HOME/symsweep, else
+    ~/.cache/symsweep (the data root itself is often read-only, e.g. a shared mount)."""
+    return os.environ.get("SYMSWEEP_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "symsweep")
+
+
+def cifar_jpeg_cache(path: str) -> dict[str, np.ndarray]:
+    """The JPEG set at `path` (zip or unpacked tree) as uint8 arrays: train_x (50000, 3, 32, 32),
+    train_y, test_x, test_y; labels in CIFAR-10's class order, images in file-name order.
+
+    Decoded once (about 30 s on one core) into `cache_dir()`; the cache file is named by the
+    source's path, size and modification time, so a changed source is decoded again. Two
+    workers that miss the cache at once serialize on a file lock: one decodes, the other
+    waits and reads its result. The file is written to a temp name and renamed."""
+    from filelock import FileLock
+    st = os.stat(path)
+    key = hashlib.sha256(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    folder = cache_dir()
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, f"cifar10-jpeg-{key}.npz")
+    with FileLock(target + ".lock"):
+        if not os.path.exists(target):
+            arrays = _decode_cifar_jpeg(path)
+            tmp = f"{target}.tmp-{os.getpid()}"
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+    with np.load(target) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _decode_cifar_jpeg(path: str) -> dict[str, np.ndarray]:
+    import io
+    import zipfile
+
+    from PIL import Image
+    if os.path.isdir(path):
+        names = [os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
+                 for d, _, files in os.walk(path) for f in files if f.endswith(".jpg")]
+        read = lambda n: open(os.path.join(path, n), "rb").read()  # noqa: E731
+        archive = None
+    else:
+        archive = zipfile.ZipFile(path)
+        prefix = "cifar10-jpeg/"
+        names = [n[len(prefix):] for n in archive.namelist() if n.startswith(prefix) and n.endswith(".jpg")]
+        read = lambda n: archive.read(prefix + n)  # noqa: E731
+    out = {}
+    try:
+        for split in ("train", "test"):
+            picked = sorted((CIFAR10_CLASSES.index(n.split("/")[1]), n) for n in names
+                            if n.split("/")[0] == split and n.split("/")[1] in CIFAR10_CLASSES)
+            if not picked:
+                raise FileNotFoundError(f"{path} holds no {split}/<class>/*.jpg images of CIFAR-10")
+            x = np.empty((len(picked), 3, 32, 32), dtype=np.uint8)
+            for i, (_, n) in enumerate(picked):
+                img = np.asarray(Image.open(io.BytesIO(read(n))).convert("RGB"))
+                if img.shape != (32, 32, 3):
+                    raise ValueError(f"{path}: {n} is {img.shape[1]}x{img.shape[0]}, not 32x32")
+                x[i] = img.transpose(2, 0, 1)
+            out[f"{split}_x"], out[f"{split}_y"] = x, np.array([c for c, _ in picked], dtype=np.int64)
+    finally:
+        if archive is not None:
+            archive.close()
+    return out
 
 
 def _mnist_like(cls_name: str, root: str, download: bool, size: int | None) -> ImageData:
@@ -203,7 +307,8 @@ def _mnist_like(cls_name: str, root: str, download: bool, size: int | None) -> I
         raise FileNotFoundError(f"{cls_name} not found under {base}/{cls_name}/raw ({exc}); "
                                 f"set download: true to fetch it") from None
     srcs = [TensorSource(_resize_tensor(d.data.unsqueeze(1), size), d.targets) for d in (train, test)]
-    return ImageData(srcs[0], srcs[1], len(train.classes), 1, size or 28, split="standard")
+    return ImageData(srcs[0], srcs[1], len(train.classes), 1, size or 28, split="standard",
+                     source=f"{cls_name}/raw")
 
 
 def _transform(size: int):
@@ -249,14 +354,15 @@ def _file_dataset(name: str, root: str, download: bool, size: int, test_fraction
                                 f"set download: true where torchvision can fetch it") from None
     ytr, yte = _targets(train), _targets(test)
     return ImageData(FileSource(train, np.arange(len(ytr)), ytr), FileSource(test, np.arange(len(yte)), yte),
-                     len(train.classes), 3, size, split="standard")
+                     len(train.classes), 3, size, split="standard", source=type(train).__name__)
 
 
 def _seeded(full, size: int, test_fraction: float, split_seed: int, channels: int) -> ImageData:
     y = _targets(full)
     tr, te = stratified_split(y, test_fraction, split_seed)
     return ImageData(FileSource(full, tr, y[tr]), FileSource(full, te, y[te]), len(full.classes), channels,
-                     size, split=f"stratified test_fraction={test_fraction} split_seed={split_seed}")
+                     size, split=f"stratified test_fraction={test_fraction} split_seed={split_seed}",
+                     source=type(full).__name__)
 
 
 NATIVE_SIZE = {"digits": 8, "cifar10": 32, "cifar100": 32, "kmnist": 28, "fashionmnist": 28}

@@ -185,6 +185,7 @@ class _Data:
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    source: str = ""
 
 
 @functools.lru_cache(maxsize=4)
@@ -201,7 +202,7 @@ def _data(config_key: tuple, root: str | None) -> _Data:
                                                                                  replace=False)))
         train_x, train_y = train_x[idx], train_y[idx]
     return _Data(data.channels, data.image_size, data.num_classes, train_x, train_y,
-                 norm(data.test_x), data.test_y)
+                 norm(data.test_x), data.test_y, data.source)
 
 
 # ----------------------------------------------------------------------------- training
@@ -376,13 +377,18 @@ def run_many(config: ReplicaConfig, seeds: Sequence[int], ctx_for_seed) -> Itera
     ctx0 = ctx_for_seed(seeds[0])
     vectorized = use_vectorized(config, ctx0.device, len(seeds))
     log = (lambda seed, epoch, m: ctx_for_seed(seed).log(epoch, **m)) if config.mode == "curves" else None
+    info = {"dataset_source": dataset_source(config, ctx0.data_root)}
     for seed, model, metrics in train_replicas(config, seeds, ctx0.data_root, ctx0.device, vectorized, log):
         ctx = ctx_for_seed(seed)
         ctx.save_artifact("weights", {"weights": flat_weights(model)})
-        if not math.isfinite(metrics["train_loss"]):
-            yield seed, RunResult(metrics=metrics, status="diverged")
-        else:
-            yield seed, RunResult(metrics=metrics)
+        status = "completed" if math.isfinite(metrics["train_loss"]) else "diverged"
+        yield seed, RunResult(metrics=metrics, status=status, info=info)
+
+
+def dataset_source(config: ReplicaConfig, data_root: str | None) -> str:
+    """Which files the runs read (the data is cached per process: no second load)."""
+    return _data((config.dataset, config.mode, config.n_images, config.subset_seed, config.download),
+                 data_root).source
 
 
 def run(config: ReplicaConfig, seed: int, ctx: RunContext) -> RunResult:
