@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tasks import SimpleContext, get_task
-from tasks.replica.task import MODELS, ReplicaConfig, _Replica, augment_images, flat_weights, train_replicas
+from tasks.replica.task import MODELS, ReplicaCNN, ReplicaConfig, _Replica, augment_images, flat_weights, train_replicas
 from tasks.replica.distance import RDSettings, pairwise_wasserstein, replica_distance
 
 
@@ -26,6 +26,28 @@ def test_vectorized_ensemble_matches_training_each_seed_alone(model, extra):
         np.testing.assert_allclose(together[s][0], alone[s][0], atol=tol)
         assert together[s][1]["test_acc"] == pytest.approx(alone[s][1]["test_acc"], abs=0.02)
     assert not np.allclose(alone[0][0], alone[1][0])  # different seeds, different replicas
+
+
+@pytest.mark.parametrize("model,group", [("flip", lambda x: x.flip(-1)), ("rot180", lambda x: torch.rot90(x, 2, (-2, -1)))],
+                         ids=["flip-horizontal", "rot180-half-turn"])
+def test_the_equivariance_models_transform_by_their_own_group_element(model, group):
+    """The paper's Flip / Rot models transform half of each batch in the forward pass
+    (Sec. 6.6): the transform must be the horizontal flip / the half turn, and an involution,
+    so the transformed image of x is the untransformed image of g(x), and g(g(x)) = x."""
+    torch.manual_seed(0)
+    net = ReplicaCNN(model, 3, 32, 10, (8, 16), 32).eval()
+    x = torch.randn(6, 3, 32, 32)
+    every = torch.ones(6, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.allclose(net(x, None, every), net(group(x)), atol=1e-6)
+        assert torch.allclose(net(group(x), None, every), net(x), atol=1e-6)
+        assert not torch.allclose(net(x, None, every), net(x), atol=1e-3)  # not invariant by chance
+        other = (lambda t: t.flip(-2)) if model == "flip" else (lambda t: torch.rot90(t, 1, (-2, -1)))
+        assert not torch.allclose(net(x, None, every), net(other(x)), atol=1e-3)  # nor another element
+        half = torch.tensor([True, False] * 3)
+        mixed = net(x, None, half)
+        assert torch.allclose(mixed[half], net(group(x[half])), atol=1e-6)
+        assert torch.allclose(mixed[~half], net(x[~half]), atol=1e-6)
 
 
 def test_replica_randomness_is_per_seed_and_transforms_half_a_batch():
