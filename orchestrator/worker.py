@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import math
 import os
 import platform
 import random
@@ -188,8 +187,6 @@ class TrialRunner:
         row.update(cfg_columns)
         for k, v in (result.metrics if result else {}).items():
             row[f"metric_{k}"] = None if v is None else float(v)
-        for k, v in (result.info if result else {}).items():
-            row[f"info_{k}"] = None if v is None else str(v)
         history = ctx.history or (result.history if result else [])
         store.write_run(row, history, {**(result.artifacts if result else {}), **ctx.artifacts})
         tracked = self._tracked.pop(run_id, None)
@@ -251,8 +248,8 @@ def _outcome_of(result) -> tuple[str, Any, str | None, str | None]:
         return FAILED, None, f"TypeError: task returned {type(result).__name__}, not RunResult", None
     status = result.status
     error = None
-    if status == COMPLETED and result.has_nonfinite_metric():
-        bad = [k for k, v in result.metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    bad = result.nonfinite_metrics() if status == COMPLETED else []
+    if bad:
         status, error = DIVERGED, f"non-finite metrics: {', '.join(bad)}"
     return status, result, error, None
 

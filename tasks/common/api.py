@@ -32,24 +32,35 @@ class RunResult:
     history:   per-step records, each `{"step": int, metric: value, ...}`.
     artifacts: name -> dict of numpy arrays (e.g. final weights), saved as .npz.
     status:    `completed` unless the task decides otherwise (e.g. `diverged`).
-    info:      descriptive text facts about the run (e.g. `dataset_source`: which files
-               were read), written as `info_<name>` text columns of the run row.
     """
 
     metrics: dict[str, float | int | None] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     artifacts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     status: str = COMPLETED
-    info: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
 
+    def nonfinite_metrics(self) -> list[str]:
+        """Names of the metrics that are NaN or infinite, whatever their numeric type: Python
+        floats, numpy scalars and 0-d arrays, 0-d torch tensors. The check is on `float(v)`,
+        the value the run row records; ints are finite, and None is "not measured"."""
+        return [k for k, v in self.metrics.items() if _nonfinite(v)]
+
     def has_nonfinite_metric(self) -> bool:
-        return any(
-            isinstance(v, float) and not math.isfinite(v) for v in self.metrics.values()
-        )
+        """Whether a run that says `completed` is in fact `diverged` (see `nonfinite_metrics`)."""
+        return bool(self.nonfinite_metrics())
+
+
+def _nonfinite(value: Any) -> bool:
+    if value is None or isinstance(value, int):  # a Python int is exact (and may not fit a float)
+        return False
+    try:
+        return not math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):  # not one number (e.g. an array): the row writer says so
+        return False
 
 
 class RunContext(Protocol):
