@@ -187,6 +187,8 @@ class TrialRunner:
         row.update(cfg_columns)
         for k, v in (result.metrics if result else {}).items():
             row[f"metric_{k}"] = None if v is None else float(v)
+        for k, v in (result.info if result else {}).items():
+            row[f"info_{k}"] = None if v is None else str(v)
         history = ctx.history or (result.history if result else [])
         store.write_run(row, history, {**(result.artifacts if result else {}), **ctx.artifacts})
         tracked = self._tracked.pop(run_id, None)

@@ -32,12 +32,15 @@ class RunResult:
     history:   per-step records, each `{"step": int, metric: value, ...}`.
     artifacts: name -> dict of numpy arrays (e.g. final weights), saved as .npz.
     status:    `completed` unless the task decides otherwise (e.g. `diverged`).
+    info:      descriptive text facts about the run (e.g. `dataset_source`: which files
+               were read), written as `info_<name>` text columns of the run row.
     """
 
     metrics: dict[str, float | int | None] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     artifacts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     status: str = COMPLETED
+    info: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
