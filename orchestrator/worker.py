@@ -13,6 +13,7 @@ import platform
 import random
 import socket
 import subprocess
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -99,11 +100,11 @@ class TrialRunner:
         store = SweepStore(self.store_uri)
         task = task_registry.get_task(trial.task)
         config = config_from_dict(task, trial.config)
-        cfg_columns = _config_columns(task.config_cls, trial.config)  # the same for every run of a trial
         threads = max(1, int(self.cpus_per_trial))
         device = pick_device(self.gpus_per_trial)
         if task.uses_torch:
             _limit_threads(threads)
+        columns = _config_columns(task.config_cls, trial.config)  # the same for every run of a trial
         counts = {"finished": 0, COMPLETED: 0, FAILED: 0, DIVERGED: 0, "skipped": 0}
 
         def finish(status: str) -> None:
@@ -124,67 +125,102 @@ class TrialRunner:
                 before = max(int((previous or {}).get("attempt") or 0), int(trial.attempts.get(run_id, 0)))
                 attempts[run_id] = 1 + before
 
+        batch_error = None
         if task.run_many is not None and len(todo) > 1:
-            todo = self._run_many(task, config, trial, cfg_columns, todo, attempts, store, device, threads, finish)
+            todo, batch_error = self._run_many(task, config, trial, columns, todo, attempts, store, device, threads,
+                                               finish)
         for run_id, seed in todo:
             ctx = self._context(trial, run_id, seed, attempts[run_id], device, threads)
             seed_everything(seed, task.uses_torch)
+            peak_memory_mb(device)  # start the run's peak afresh
             started = time.time()
             outcome = _call(lambda: task.run(config, seed, ctx))
-            self._write(store, trial, cfg_columns, run_id, seed, outcome, ctx, started, time.time(), device,
-                        attempts[run_id])
+            ended = time.time()
+            self._write(store, trial, columns, run_id, seed, outcome, ctx, started, ended, device, attempts[run_id],
+                        duration_s=ended - started, peak_gpu_mem_mb=peak_memory_mb(device), batch_error=batch_error)
             finish(outcome[0])
         return counts
 
     def _context(self, trial: Trial, run_id: str, seed: int, attempt: int, device: str, threads: int
                  ) -> SimpleContext:
-        """A run's context; with trackers configured, its ctx.log also goes to them, live."""
+        """A fresh context for a run; with trackers configured, its ctx.log also goes to them,
+        live. A run that falls back from a failed batch keeps the trackers the batch started
+        for it (one mirror run per run), and gets an empty history."""
         ctx = SimpleContext(device=device, data_root=self.data_root, num_threads=threads)
         if self.trackers:
-            self._tracked[run_id] = self.trackers.start(RunInfo(
-                run_id=run_id, sweep=self.sweep, task=trial.task, seed=int(seed), trial_id=trial.trial_id,
-                attempt=attempt, config=trial.config, git_commit=self.git_commit))
+            if run_id not in self._tracked:
+                self._tracked[run_id] = self.trackers.start(RunInfo(
+                    run_id=run_id, sweep=self.sweep, task=trial.task, seed=int(seed), trial_id=trial.trial_id,
+                    attempt=attempt, config=trial.config, git_commit=self.git_commit))
             ctx.on_log = self._tracked[run_id].log
         return ctx
 
     # A vectorized batch of seeds. Seeds it leaves without a result (the batch raised)
-    # fall back to one-by-one runs, so one bad seed cannot fail its neighbours.
-    def _run_many(self, task, config, trial, cfg_columns, todo, attempts, store, device, threads, finish):
+    # fall back to one-by-one runs, so one bad seed cannot fail its neighbours; those runs
+    # carry the batch's error in `batch_error`.
+    #
+    # Time and memory of a batch are the batch's, not one seed's: `batch_duration_s` is the
+    # wall time from the batch's start to the seed's result, `batch_peak_gpu_mem_mb` the
+    # batch's peak so far. A seed's `duration_s` is its share of the batch's wall time: the
+    # time between two results is split equally among the seeds still training, so an
+    # ensemble that returns every seed at once gives each batch_duration_s / N, and the
+    # durations of a batch add up to its wall time (up to its last result).
+    def _run_many(self, task, config, trial, columns, todo, attempts, store, device, threads, finish
+                  ) -> tuple[list[tuple[str, int]], str | None]:
+        """Run `todo` as one batch; (the runs left to run one by one, the batch error they carry)."""
         contexts = {seed: self._context(trial, rid, seed, attempts[rid], device, threads) for rid, seed in todo}
         ids = {seed: rid for rid, seed in todo}
         seed_everything(todo[0][1], task.uses_torch)
-        started = time.time()
+        peak_memory_mb(device)  # start the batch's peak afresh
+        started = last = time.time()
+        share, peak = 0.0, None
         finished: set[int] = set()
         try:
             for seed, result in task.run_many(config, [s for _, s in todo], contexts.__getitem__):
+                if seed not in ids or seed in finished:
+                    raise ValueError(f"run_many yielded seed {seed!r}, which is not one of the seeds left")
                 now = time.time()
+                share += (now - last) / (len(todo) - len(finished))
+                last = now
+                peak = _max(peak, peak_memory_mb(device))
                 outcome = _outcome_of(result)
-                self._write(store, trial, cfg_columns, ids[seed], seed, outcome, contexts[seed], started, now, device,
-                            attempts[ids[seed]], batch=len(todo))
+                self._write(store, trial, columns, ids[seed], seed, outcome, contexts[seed], started, now, device,
+                            attempts[ids[seed]], duration_s=share, batch_size_runs=len(todo),
+                            batch_duration_s=now - started, batch_peak_gpu_mem_mb=peak)
                 finished.add(seed)
                 finish(outcome[0])
-        except Exception:  # noqa: BLE001 - fall back to single runs, which record the error
+            error = "run_many gave no result for this seed"
+        except Exception as exc:  # noqa: BLE001 - the seeds left run one by one, each recording the batch error
+            error = f"{type(exc).__name__}: {exc}"
+            print(f"warning: trial {trial.trial_id}: its batch of {len(todo)} seeds raised ({error}); "
+                  f"the {len(todo) - len(finished)} seeds left run one by one", file=sys.stderr, flush=True)
             traceback.print_exc()
-        return [(rid, s) for rid, s in todo if s not in finished]
+        left = [(rid, s) for rid, s in todo if s not in finished]
+        return left, (error if left else None)
 
-    def _write(self, store, trial, cfg_columns, run_id, seed, outcome, ctx, started, finished, device, attempt,
-               batch: int = 1) -> None:
+    def _write(self, store, trial, columns, run_id, seed, outcome, ctx, started, finished, device, attempt, *,
+               duration_s: float, peak_gpu_mem_mb: float | None = None, batch_size_runs: int = 1,
+               batch_duration_s: float | None = None, batch_peak_gpu_mem_mb: float | None = None,
+               batch_error: str | None = None) -> None:
+        """Write a run's row (with its history and artifacts), then end its trackers. The
+        `batch_*` columns are null for a run that ran alone (see `_run_many`)."""
         status, result, error, tb = outcome
         row: dict[str, Any] = {
             "run_id": run_id, "sweep": self.sweep, "task": trial.task, "trial_id": trial.trial_id,
             "seed": int(seed), "status": status, "attempt": attempt, "error": error, "traceback": tb,
             "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc),
             "finished_at": dt.datetime.fromtimestamp(finished, dt.timezone.utc),
-            "duration_s": float(finished - started), "batch_size_runs": batch,
+            "duration_s": float(duration_s), "batch_size_runs": batch_size_runs,
+            "batch_duration_s": batch_duration_s, "batch_error": batch_error,
             "host": socket.gethostname(), "device": device_name(device), "pid": os.getpid(),
             "git_commit": self.git_commit, "config_json": json.dumps(trial.config, sort_keys=True),
-            "peak_gpu_mem_mb": peak_memory_mb(device), "gpu_mem_total_mb": total_memory_mb(device),
-            "peak_rss_mb": _peak_rss_mb(),
+            "peak_gpu_mem_mb": peak_gpu_mem_mb, "batch_peak_gpu_mem_mb": batch_peak_gpu_mem_mb,
+            "gpu_mem_total_mb": total_memory_mb(device), "peak_rss_mb": _peak_rss_mb(),
             # the GPU(s) Ray assigned to the trial: shows how fractional `gpus` packed trials
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         }
         row.update({f"v_{k}": v for k, v in library_versions().items()})
-        row.update(cfg_columns)
+        row.update(columns)
         for k, v in (result.metrics if result else {}).items():
             row[f"metric_{k}"] = None if v is None else float(v)
         for k, v in (result.info if result else {}).items():
@@ -254,6 +290,10 @@ def _outcome_of(result) -> tuple[str, Any, str | None, str | None]:
     if bad:
         status, error = DIVERGED, f"non-finite metrics: {', '.join(bad)}"
     return status, result, error, None
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _limit_threads(n: int) -> None:

@@ -1,17 +1,20 @@
-"""What a trial's worker records: non-finite metrics."""
+"""What a trial's worker records: non-finite metrics, batches (their errors, time and memory)."""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import orchestrator.worker as worker
 from orchestrator import SweepStore, TrialRunner
 from orchestrator.spec import Trial, run_id
-from tasks import DIVERGED, RunResult, Task
+from orchestrator.tracking import Trackers
+from tasks import COMPLETED, DIVERGED, RunResult, Task
 
 
 @dataclass(frozen=True)
@@ -60,3 +63,99 @@ def test_a_run_with_a_numpy_or_torch_nan_metric_is_recorded_diverged(monkeypatch
     _, runs = _execute(monkeypatch, tmp_path, task, _trial(task, seeds=(0,)))
     assert runs.loc[0, "status"] == DIVERGED
     assert runs.loc[0, "error"] == "non-finite metrics: loss"
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+class RecordingTrackers(Trackers):
+    """Trackers that record every start, log and end (no client)."""
+
+    def __init__(self):
+        super().__init__({"recording": True}, "w")
+        self.events: list[tuple] = []
+
+    def start(self, run):
+        events = self.events
+        events.append(("start", run.run_id))
+
+        class Run:
+            def log(self, step, metrics):
+                events.append(("log", run.run_id, step))
+
+            def end(self, status, metrics, error):
+                events.append(("end", run.run_id, status))
+        return Run()
+
+
+def _single(config, seed, ctx):
+    ctx.log(0, loss=1.0 + seed)
+    return RunResult(metrics={"loss": 1.0 + seed})
+
+
+def _batch_that_fails_after_one_seed(config, seeds, ctx_for_seed):
+    for s in seeds:
+        ctx_for_seed(s).log(0, loss=-1.0)  # partial history of the batch: must not reach the fallback's rows
+    yield seeds[0], RunResult(metrics={"loss": -1.0})
+    raise RuntimeError("batch blew up")
+
+
+def test_a_batch_error_is_recorded_on_the_runs_that_fall_back_and_their_trackers_are_reused(monkeypatch, tmp_path,
+                                                                                            capsys):
+    task = Task(name="fake", config_cls=FakeConfig, uses_torch=False, run=_single,
+                run_many=_batch_that_fails_after_one_seed)
+    trackers = RecordingTrackers()
+    store, runs = _execute(monkeypatch, tmp_path, task, _trial(task), trackers=trackers)
+
+    assert (runs["status"] == COMPLETED).all()
+    assert pd.isna(runs.loc[0, "batch_error"]) and runs.loc[0, "batch_size_runs"] == 3  # finished in the batch
+    for seed in (1, 2):
+        assert runs.loc[seed, "batch_error"] == "RuntimeError: batch blew up"
+        assert runs.loc[seed, "batch_size_runs"] == 1 and runs.loc[seed, "metric_loss"] == 1.0 + seed
+    history = store.read_history().set_index("run_id")
+    for seed in (1, 2):  # the fallback's own history, not the batch's partial one
+        assert history.loc[[runs.loc[seed, "run_id"]], "value"].tolist() == [1.0 + seed]
+    assert "batch blew up" in capsys.readouterr().err  # its traceback, where the worker's log is
+
+    started = [e[1] for e in trackers.events if e[0] == "start"]
+    ended = [(e[1], e[2]) for e in trackers.events if e[0] == "end"]
+    assert sorted(started) == sorted(runs["run_id"])  # one tracker run per run: none started twice
+    assert sorted(ended) == sorted((rid, COMPLETED) for rid in runs["run_id"])
+
+
+def test_a_seed_the_batch_leaves_without_a_result_says_so(monkeypatch, tmp_path):
+    def skip_last(config, seeds, ctx_for_seed):
+        for s in seeds[:-1]:
+            yield s, RunResult(metrics={"loss": 0.0})
+    task = Task(name="fake", config_cls=FakeConfig, uses_torch=False, run=_single, run_many=skip_last)
+    _, runs = _execute(monkeypatch, tmp_path, task, _trial(task))
+    assert runs["batch_error"].fillna("").tolist() == ["", "", "run_many gave no result for this seed"]
+    assert (runs["status"] == COMPLETED).all()
+
+
+def test_batched_runs_share_the_batch_time_and_record_its_memory_once(monkeypatch, tmp_path):
+    def ensemble(config, seeds, ctx_for_seed):
+        time.sleep(0.3)  # every seed trains together, then all come out at once
+        for s in seeds:
+            yield s, RunResult(metrics={"loss": 0.0})
+    peaks = iter([9999.0, 700.0, 30.0, 20.0])  # the first call, at the batch's start, clears what came before
+    monkeypatch.setattr(worker, "peak_memory_mb", lambda device: next(peaks))
+    task = Task(name="fake", config_cls=FakeConfig, uses_torch=False, run=_single, run_many=ensemble)
+    _, runs = _execute(monkeypatch, tmp_path, task, _trial(task))
+
+    batch = runs["batch_duration_s"]
+    assert (batch >= 0.3).all() and batch.max() - batch.min() < 0.05
+    assert runs["duration_s"].sum() == pytest.approx(batch.max(), abs=1e-6)  # they add up to the batch
+    assert runs["duration_s"].min() == pytest.approx(batch.max() / 3, rel=0.1)
+    assert runs["peak_gpu_mem_mb"].isna().all()  # no seed's own figure: the batch's, in its own column
+    assert runs["batch_peak_gpu_mem_mb"].tolist() == [700.0, 700.0, 700.0]
+
+
+def test_a_single_run_has_no_batch_figures(monkeypatch, tmp_path):
+    peaks = iter([9999.0, 42.0])
+    monkeypatch.setattr(worker, "peak_memory_mb", lambda device: next(peaks))
+    task = Task(name="fake", config_cls=FakeConfig, uses_torch=False, run=_single)
+    _, runs = _execute(monkeypatch, tmp_path, task, _trial(task, seeds=(0,)))
+    row = runs.loc[0]
+    assert row["batch_size_runs"] == 1 and row["peak_gpu_mem_mb"] == 42.0
+    assert row[["batch_duration_s", "batch_peak_gpu_mem_mb", "batch_error"]].isna().all()
