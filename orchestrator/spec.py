@@ -7,6 +7,7 @@ what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -289,10 +290,14 @@ def expand(spec: SweepSpec) -> list[RunSpec]:
 
 def _run_ids(task: str, config: Mapping[str, Any], seeds: Sequence[int]) -> list[str]:
     """run_id(task, config, seed) for many seeds: the canonical JSON differs only in the seed,
-    so it is built once (planning a million runs takes seconds, not minutes)."""
-    text = json.dumps({"config": dict(config), "seed": 0, "task": task}, sort_keys=True, separators=(",", ":"))
-    head, tail = text.split(',"seed":0,', 1)
-    head, tail = (head + ',"seed":').encode(), ("," + tail).encode()
+    so it is built once (planning a million runs takes seconds, not minutes).
+
+    The canonical form is `{"config":...,"seed":N,"task":...}` (keys sorted): the text before
+    and after the seed is built from its parts, never found by searching the whole text, which
+    a config field named `seed` (or a string holding `,"seed":0,`) would fool."""
+    dumps = functools.partial(json.dumps, sort_keys=True, separators=(",", ":"))
+    head = ('{"config":' + dumps(dict(config)) + ',"seed":').encode()
+    tail = (',"task":' + dumps(task) + "}").encode()
     sha = hashlib.sha256
     return [sha(head + str(int(s)).encode() + tail).hexdigest()[:16] for s in seeds]
 

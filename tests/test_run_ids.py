@@ -38,3 +38,42 @@ if __name__ == "__main__" and "--write" in sys.argv:
     sys.path.insert(0, str(REPO))
     GOLDEN.write_text(json.dumps(current(), indent=1, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN}")
+
+
+def _random_value(rng, depth: int = 0):
+    kind = rng.integers(0, 7 if depth < 2 else 4)
+    if kind == 0:
+        return int(rng.integers(-3, 3))
+    if kind == 1:
+        return float(rng.choice([0.0, 0.1, 1e-3, -2.5]))
+    if kind == 2:
+        return str(rng.choice(["a", ',"seed":0,', '"seed":1', "seed", ""]))
+    if kind == 3:
+        return bool(rng.integers(0, 2))
+    if kind == 4:
+        return [_random_value(rng, depth + 1) for _ in range(rng.integers(0, 3))]
+    return {str(rng.choice(["seed", "lr", "steps", "x", "seed2"])): _random_value(rng, depth + 1)
+            for _ in range(rng.integers(1, 3))}
+
+
+def test_the_fast_path_of_many_seeds_equals_run_id_for_any_config():
+    """The planner hashes many seeds of one config at once; it must give run_id()'s ids for
+    every config, including ones with a field named `seed`, nested values, and strings that
+    look like the seed's JSON."""
+    import numpy as np
+
+    from orchestrator.spec import _run_ids, run_id
+    rng = np.random.default_rng(0)
+    configs = [{"lr": 0.1, "seed": 0, "steps": 5}, {"lr": 0.1, "seed": 1, "steps": 5},
+               {"a": {"seed": 0, "b": 1}}, {"name": ',"seed":0,', "z": 1}]
+    for _ in range(300):
+        configs.append({str(rng.choice(["seed", "lr", "steps", "aseed", "zz"])): _random_value(rng)
+                        for _ in range(rng.integers(1, 5))})
+    for config in configs:
+        for task in ("synthetic", "t,\"seed\":0,"):
+            seeds = [0, 1, 2, 7, 2**32 - 1]
+            assert _run_ids(task, config, seeds) == [run_id(task, config, s) for s in seeds], config
+    # and the issue's collision is gone: {seed: 0} with seed 1 vs {seed: 1} with seed 0
+    a = _run_ids("synthetic", {"lr": 0.1, "seed": 0, "steps": 5}, [1])[0]
+    b = _run_ids("synthetic", {"lr": 0.1, "seed": 1, "steps": 5}, [0])[0]
+    assert a != b
