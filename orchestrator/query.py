@@ -5,9 +5,13 @@ A results path is one sweep folder (it has spec.yaml) or a results root holding 
 
     runs     the runs table of every sweep (one row per run id), unioned by column name: a
              column that one sweep lacks (another task's cfg_/metric_ columns) is NULL there
-    history  every run's history, with a leading `sweep` column (the folder's name): a run
-             id is the same in two sweeps that ran the same run, so join on (sweep, run_id)
+    history  every run's history, with a leading `sweep` column: a run id is the same in
+             two sweeps that ran the same run, so join on (sweep, run_id)
     <name>   each aggregate table, aggregates/<name>.parquet, with a leading `sweep` column
+
+In every table `sweep` is the sweep folder's name, the runs table's too (its rows hold the
+name the spec had when they ran): after a folder is renamed or copied, the tables still
+join on (sweep, run_id) and the copies stay apart.
 
 The tables are read by the store's own reader (local disk or any pyarrow filesystem: S3
 needs no DuckDB extension), which skips unreadable files and lists them in `skipped`, and
@@ -99,7 +103,12 @@ def _ident(name: str) -> str:
 
 
 def _with_sweep(table: pa.Table, name: str) -> pa.Table:
-    return table.add_column(0, "sweep", pa.array([name] * table.num_rows, pa.string()))
+    """`table` with its `sweep` column set to the folder's name: in place where it has one
+    (the runs table), else added first."""
+    column = pa.array([name] * table.num_rows, pa.string())
+    if "sweep" in table.column_names:
+        return table.set_column(table.schema.get_field_index("sweep"), "sweep", column)
+    return table.add_column(0, "sweep", column)
 
 
 # ---------------------------------------------------------------- the results object
@@ -158,7 +167,7 @@ class Results:
                 table, corrupt = s.store.read_ledger_arrow()
                 self._skip([(s.store.shown_path(p), e) for p, e in corrupt])
                 if table is not None:
-                    parts.append(table)
+                    parts.append(_with_sweep(table, s.name))
             elif name == HISTORY and s.has_history:
                 table, corrupt = s.store.read_history_arrow()
                 self._skip([(s.store.shown_path(p), e) for p, e in corrupt])

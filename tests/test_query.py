@@ -139,3 +139,19 @@ def test_views_read_the_files_in_place_so_new_runs_show_up(tmp_path):
                         "--executor", "inline")
         assert more.returncode == 0, more.stderr
         assert r.sql("SELECT count(*) AS n FROM runs")["n"].tolist() == [8]  # no copy, no reopen
+
+
+def test_the_documented_history_join_works_after_the_sweep_folder_is_renamed(tmp_path):
+    """Every table's `sweep` is the folder's name, so (sweep, run_id) joins after a rename too."""
+    spec = tmp_path / "syn.yaml"
+    spec.write_text(SYN)
+    assert symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline").returncode == 0
+    (tmp_path / "res" / "syn").rename(tmp_path / "res" / "syn-2024")
+    sql = ("SELECT r.sweep, count(*) AS n, (SELECT count(*) FROM history) AS history_rows "
+           "FROM history h JOIN runs r USING (sweep, run_id) GROUP BY ALL")
+    for where in (tmp_path / "res" / "syn-2024", tmp_path / "res"):
+        res = symsweep("query", sql, "--results", str(where), "--format", "json")
+        assert res.returncode == 0, res.stderr
+        (row,) = json.loads(res.stdout)
+        assert row["sweep"] == "syn-2024" and row["n"] == row["history_rows"] > 0
+
