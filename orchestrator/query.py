@@ -11,7 +11,8 @@ A results path is one sweep folder (it has spec.yaml) or a results root holding 
 
 In every table `sweep` is the sweep folder's name, the runs table's too (its rows hold the
 name the spec had when they ran): after a folder is renamed or copied, the tables still
-join on (sweep, run_id) and the copies stay apart.
+join on (sweep, run_id) and the copies stay apart. A table with no readable file is empty,
+with its columns (runs: the documented run columns, history: sweep + its four).
 
 The tables are read by the store's own reader (local disk or any pyarrow filesystem: S3
 needs no DuckDB extension), which skips unreadable files and lists them in `skipped`, and
@@ -37,12 +38,25 @@ import pyarrow.fs as pafs
 
 from orchestrator._fs import check_reachable, filesystem, parse_location
 from orchestrator.errors import QueryError, StoreUnavailableError
-from orchestrator.store import HISTORY, RUNS, SweepStore, _concat
+from orchestrator.store import HISTORY, HISTORY_SCHEMA, RUN_COLUMNS, RUNS, SweepStore, _concat
 
 FORMATS = ("table", "csv", "json")
 # Statement types whose result is a table of rows (the others: CREATE, DROP, SET, ...).
 ROW_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "RELATION", "EXECUTE", "SHOW", "DESCRIBE", "SUMMARIZE"}
 BUILTIN = (RUNS, HISTORY)
+# The runs table of a results path with no readable run file: the documented columns, typed
+# as the worker writes them (text unless listed), so that a query over it still binds.
+_RUN_TYPES = {
+    **dict.fromkeys(("seed", "attempt", "batch_size_runs", "pid", "history_rows", "artifact_bytes",
+                     "torch_threads", "blas_threads"), pa.int64()),
+    **dict.fromkeys(("duration_s", "batch_duration_s", "peak_gpu_mem_mb", "batch_peak_gpu_mem_mb",
+                     "gpu_mem_total_mb", "peak_rss_mb"), pa.float64()),
+    **dict.fromkeys(("started_at", "finished_at"), pa.timestamp("us", tz="UTC")),
+}
+EMPTY = {
+    RUNS: pa.schema([(c, _RUN_TYPES.get(c, pa.string())) for c in RUN_COLUMNS]),
+    HISTORY: pa.schema([("sweep", pa.string()), *HISTORY_SCHEMA]),
+}
 # Read-only, no files, no network, no extensions; `lock_configuration` keeps SQL from undoing it.
 LOCKED_CONFIG = {
     "enable_external_access": False,
@@ -179,7 +193,7 @@ class Results:
                 except (pa.ArrowInvalid, OSError) as exc:
                     self._skip([(f"{s.store.aggregates_dir()}/{name}.parquet", _first_line(exc))])
         if not parts:
-            return pa.table({"sweep": pa.array([], pa.string())}) if name != RUNS else pa.table({})
+            return EMPTY.get(name, pa.schema([("sweep", pa.string())])).empty_table()
         return _concat(parts)
 
     def _register(self, query: str) -> None:

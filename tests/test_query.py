@@ -155,3 +155,34 @@ def test_the_documented_history_join_works_after_the_sweep_folder_is_renamed(tmp
         (row,) = json.loads(res.stdout)
         assert row["sweep"] == "syn-2024" and row["n"] == row["history_rows"] > 0
 
+
+def _three_runs_in_one_damaged_segment(tmp_path, sub: str) -> Path:
+    """A 3-run sweep, folded into one segment at its end, whose one `sub` file is cut to 100 bytes."""
+    tmp_path.mkdir(exist_ok=True)
+    spec = tmp_path / "syn.yaml"
+    spec.write_text("name: syn\ntask: synthetic\nseeds: 3\nruns_per_trial: 3\n")
+    assert symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline").returncode == 0
+    (only,) = (tmp_path / "res" / "syn" / sub).glob("*.parquet")
+    only.write_bytes(only.read_bytes()[:100])
+    return only
+
+
+def test_a_table_with_no_readable_file_is_empty_with_its_documented_columns(tmp_path):
+    from orchestrator.store import HISTORY_SCHEMA, RUN_COLUMNS
+    bad = _three_runs_in_one_damaged_segment(tmp_path, "runs")
+    for where in (tmp_path / "res" / "syn", tmp_path / "res"):
+        res = symsweep("query", "select count(*) from runs", "--results", str(where))
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split() == ["count_star()", "0"]
+        assert f"warning: skipped unreadable file {bad}" in res.stderr and "Traceback" not in res.stderr
+    res = symsweep("query", "SELECT * FROM runs", "--results", str(tmp_path / "res"), "--format", "csv")
+    assert res.returncode == 0 and res.stdout.strip() == ",".join(RUN_COLUMNS), res.stderr
+    res = symsweep("query", "SELECT seed + 1 AS s, max(duration_s) AS d FROM runs GROUP BY 1",
+                   "--results", str(tmp_path / "res"))
+    assert res.returncode == 0, res.stderr  # typed columns: arithmetic on them works, on no rows
+
+    bad = _three_runs_in_one_damaged_segment(tmp_path / "h", "history")
+    res = symsweep("query", "SELECT * FROM history", "--results", str(tmp_path / "h" / "res"), "--format", "csv")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == ",".join(["sweep", *HISTORY_SCHEMA.names])
+    assert f"warning: skipped unreadable file {bad}" in res.stderr
