@@ -60,6 +60,54 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+# What a run's numbers depend on besides its config and seed: the same code gives other
+# digits on another CPU (other vector instructions, other BLAS kernels) or with another
+# number of threads (other summation order), and trajectories then drift apart.
+def _machine_columns(uses_torch: bool) -> dict[str, Any]:
+    """`cpu_model`, `torch_threads` (null for a task without torch), `blas`, `blas_threads`."""
+    torch_threads = None
+    if uses_torch:
+        try:
+            import torch
+            torch_threads = torch.get_num_threads()
+        except ImportError:
+            pass
+    return {"cpu_model": cpu_model(), "torch_threads": torch_threads, **blas_info()}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+@functools.lru_cache(maxsize=1)
+def blas_info() -> dict[str, Any]:
+    """The BLAS libraries loaded in this process (numpy's first) and the first one's thread
+    count, as threadpoolctl sees them. torch's own CPU kernels (MKL or OpenBLAS built in)
+    are not listed: they follow `torch_threads`."""
+    try:
+        from threadpoolctl import threadpool_info
+        pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    except Exception:  # noqa: BLE001 - a provenance column is never worth a failed run
+        pools = []
+    if not pools:
+        return {"blas": None, "blas_threads": None}
+    described = []
+    for p in pools:
+        extra = ", ".join(str(p[k]) for k in ("threading_layer", "architecture") if p.get(k))
+        described.append(" ".join(str(v) for v in (p.get("internal_api"), p.get("version")) if v)
+                         + (f" ({extra})" if extra else "") + f" x{p.get('num_threads')}")
+    return {"blas": "; ".join(described), "blas_threads": int(pools[0]["num_threads"])}
+
+
 def seed_everything(seed: int, torch_too: bool = True) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -104,7 +152,8 @@ class TrialRunner:
         device = pick_device(self.gpus_per_trial)
         if task.uses_torch:
             _limit_threads(threads)
-        columns = _config_columns(task.config_cls, trial.config)  # the same for every run of a trial
+        # the same for every run of a trial: its config, and what the numbers depend on besides it
+        columns = {**_config_columns(task.config_cls, trial.config), **_machine_columns(task.uses_torch)}
         counts = {"finished": 0, COMPLETED: 0, FAILED: 0, DIVERGED: 0, "skipped": 0}
 
         def finish(status: str) -> None:

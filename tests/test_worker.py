@@ -1,4 +1,4 @@
-"""What a trial's worker records: non-finite metrics, batches (their errors, time and memory)."""
+"""What a trial's worker records: non-finite metrics, batches (their errors, time and memory), machine facts."""
 from __future__ import annotations
 
 import math
@@ -159,3 +159,19 @@ def test_a_single_run_has_no_batch_figures(monkeypatch, tmp_path):
     row = runs.loc[0]
     assert row["batch_size_runs"] == 1 and row["peak_gpu_mem_mb"] == 42.0
     assert row[["batch_duration_s", "batch_peak_gpu_mem_mb", "batch_error"]].isna().all()
+
+
+# ----------------------------------------------------------------------------- the machine a run ran on
+
+
+def test_rows_say_which_cpu_and_how_many_threads(monkeypatch, tmp_path, one_torch_thread):
+    torch_task = Task(name="fake", config_cls=FakeConfig, run=_single)
+    _, runs = _execute(monkeypatch, tmp_path, torch_task, _trial(torch_task, seeds=(0,)), cpus_per_trial=1)
+    row = runs.loc[0]
+    assert isinstance(row["cpu_model"], str) and row["cpu_model"]
+    assert row["torch_threads"] == 1
+    assert isinstance(row["blas"], str) and row["blas_threads"] >= 1
+
+    numpy_task = Task(name="fake", config_cls=FakeConfig, run=_single, uses_torch=False)
+    _, runs = _execute(monkeypatch, tmp_path / "np", numpy_task, _trial(numpy_task, seeds=(0,)))
+    assert pd.isna(runs.loc[0, "torch_threads"])
