@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from orchestrator.compare import N_BOOTSTRAP, bootstrap_ci, comparison_table
+from orchestrator.compare import N_BOOTSTRAP, comparison_table, mean_ci, percentile_bootstrap_ci
 
 BASE = np.array([0.90, 0.92, 0.88, 0.91, 0.95, 0.89])
 
@@ -113,11 +113,17 @@ def test_a_single_seed_has_no_interval_and_no_test():
     assert row["delta"] == pytest.approx(BASE[1] - BASE[0])
 
 
-def test_bootstrap_ci_is_seeded_and_agrees_with_scipys_percentile_bootstrap():
-    low, high = bootstrap_ci(BASE)
-    assert (low, high) == bootstrap_ci(BASE)  # the same values give the same interval
-    assert BASE.min() <= low < BASE.mean() < high <= BASE.max()
+def test_the_interval_of_a_mean_is_scipys_student_t_and_the_tables_use_it():
+    low, high = mean_ci(BASE)
+    assert (low, high) == mean_ci(BASE)  # the same values give the same interval
+    ref = stats.t.interval(0.95, len(BASE) - 1, loc=BASE.mean(), scale=stats.sem(BASE))
+    assert (low, high) == pytest.approx(ref, rel=1e-12)
+    assert mean_ci(np.full(4, 0.5)) == (0.5, 0.5)  # a metric that did not vary over the seeds
+    row = comparison_table(_runs({1: BASE, 2: BASE + 0.01}), {"expansion_factor": 1}).iloc[0]
+    assert (row["ci_low_base"], row["ci_high_base"]) == (low, high)
+    # the old percentile bootstrap (kept, used for nothing) is narrower: that is why it went
+    b_low, b_high = percentile_bootstrap_ci(BASE)
     ref = stats.bootstrap((BASE,), np.mean, n_resamples=N_BOOTSTRAP, method="percentile",
                           rng=np.random.default_rng(1)).confidence_interval
-    assert low == pytest.approx(ref.low, abs=0.002) and high == pytest.approx(ref.high, abs=0.002)
-    assert bootstrap_ci(np.full(4, 0.5)) == (0.5, 0.5)
+    assert b_low == pytest.approx(ref.low, abs=0.002) and b_high == pytest.approx(ref.high, abs=0.002)
+    assert b_high - b_low < 0.8 * (high - low)

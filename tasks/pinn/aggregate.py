@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.common.stats import compare_samples, completed, varying_config_columns
+from tasks.common.stats import compare_samples, completed, proportion_ci, varying_config_columns
 
 METRICS = ("l2re", "mse", "loss")
 DECIDING = "l2re"
@@ -117,15 +117,8 @@ def _compare_columns() -> list[str]:
 
 
 def wilson_interval(k: int, n: int, ci: float = CI) -> tuple[float, float]:
-    """Wilson score interval of a binomial fraction k / n."""
-    from scipy import stats
-    if n == 0:
-        return float("nan"), float("nan")
-    z = float(stats.norm.ppf(0.5 + ci / 2))
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    """Wilson score interval of a binomial fraction k / n (scipy's, tasks.common.stats.proportion_ci)."""
+    return proportion_ci(k, n, ci)
 
 
 def seed_bootstrap_interval(pairs: list[tuple[np.ndarray, np.ndarray, bool]], n_boot: int = BOOTSTRAP,
@@ -133,7 +126,10 @@ def seed_bootstrap_interval(pairs: list[tuple[np.ndarray, np.ndarray, bool]], n_
     """Percentile interval of the fraction improved when each PDE's seeds are resampled.
 
     pairs: per PDE (raw values, expanded values, paired); paired values share an index
-    (seed) and are resampled together."""
+    (seed) and are resampled together. The fraction is not a mean over seeds, so this stays
+    a bootstrap: it shows how far the seeds' noise moves the count of PDEs decided each way,
+    assuming the few seeds of a PDE stand for its seed distribution. With 3-5 seeds that is
+    a rough guide, not an interval with checked coverage; the verdict uses Wilson's."""
     if not pairs:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)

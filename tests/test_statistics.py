@@ -1,0 +1,111 @@
+"""The interval of a mean over seeds covers what it claims, checked by simulation at the seed
+counts the specs use (3-30) for normal and for skewed (log-normal) data; the old percentile
+bootstrap fails the same check. Proportions get scipy's Wilson interval; levels compare one way.
+
+`python tests/test_statistics.py` prints the whole coverage table of docs/statistics.md
+(percentile bootstrap, Student-t and scipy's BCa; about a minute on 2 cores).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from tasks.common.stats import (
+    level_mask, mean_ci, percentile_bootstrap_ci, proportion_ci, same_level,
+)
+
+SIMS = 2000  # samples per (n, distribution): a coverage of 0.95 is then known to +-0.005 (one SE)
+SEED_COUNTS = (3, 5, 10, 30)
+# name -> (draw(rng, shape), true mean). Log-normal with sigma 1 has skewness 6.2: a seed
+# distribution with a long tail of bad seeds; sigma 0.5 (skewness 1.8) is milder.
+DISTRIBUTIONS = {
+    "normal": (lambda rng, shape: rng.normal(size=shape), 0.0),
+    "log-normal s=0.5": (lambda rng, shape: rng.lognormal(0.0, 0.5, size=shape), math.exp(0.5**2 / 2)),
+    "log-normal s=1": (lambda rng, shape: rng.lognormal(0.0, 1.0, size=shape), math.exp(0.5)),
+}
+
+
+def coverage(interval, distribution: str, n: int, sims: int = SIMS, seed: int = 0) -> float:
+    """Share of `sims` samples of size n whose interval holds the true mean."""
+    draw, true_mean = DISTRIBUTIONS[distribution]
+    samples = draw(np.random.default_rng([seed, n]), (sims, n))
+    return float(np.mean([low <= true_mean <= high for low, high in map(interval, samples)]))
+
+
+@pytest.mark.parametrize("n", SEED_COUNTS)
+def test_the_interval_of_a_mean_covers_95_percent_of_normal_samples(n):
+    assert coverage(mean_ci, "normal", n) >= 0.93
+
+
+# Skewed data: at few seeds no interval of a mean reaches 95 % without assuming a shape (a
+# sample of 3 rarely holds the tail that carries the mean). Measured with 100,000 samples per
+# cell (docs/statistics.md): Student-t covers 0.92-0.94 for sigma 0.5 and 0.82-0.88 for
+# sigma 1; the lower bounds sit 3 standard errors (of 2,000 samples) under those. The upper
+# bound for sigma 1 keeps the documented shortfall true: if it fails, update the docs.
+SKEWED_BOUNDS = {"log-normal s=0.5": (0.89, 1.0), "log-normal s=1": (0.79, 0.92)}
+
+
+@pytest.mark.parametrize("n", SEED_COUNTS)
+@pytest.mark.parametrize("distribution", sorted(SKEWED_BOUNDS))
+def test_on_skewed_data_the_interval_covers_what_docs_statistics_says(distribution, n):
+    low, high = SKEWED_BOUNDS[distribution]
+    assert low <= coverage(mean_ci, distribution, n) <= high
+
+
+def test_the_old_percentile_bootstrap_fails_the_same_check():
+    # the check can fail: the interval every table used before covers about 0.75 at 3 seeds
+    # (1,000 resamples instead of its 10,000 keep this fast and change its coverage by < 0.01)
+    assert coverage(lambda v: percentile_bootstrap_ci(v, n_boot=1000), "normal", 3) < 0.85
+
+
+def test_the_interval_is_a_function_of_the_values_alone():
+    values = np.array([0.91, 0.93, 0.90, 0.95])
+    assert mean_ci(values) == mean_ci(values.copy()) == mean_ci(list(values))
+    assert mean_ci(values[::-1]) == pytest.approx(mean_ci(values), rel=1e-12)
+    assert all(np.isnan(mean_ci(values[:1]))) and all(np.isnan(mean_ci([])))
+
+
+def test_a_proportion_gets_scipys_wilson_interval():
+    assert proportion_ci(15, 20) == pytest.approx((0.5313, 0.8881), abs=1e-4)  # by hand: p 0.75, z 1.96
+    ci = stats.binomtest(2, 8).proportion_ci(method="wilson")
+    assert proportion_ci(2, 8) == (ci.low, ci.high)
+    assert proportion_ci(0, 5)[0] == 0.0 and proportion_ci(5, 5)[1] == 1.0
+    assert all(np.isnan(proportion_ci(0, 0)))
+
+
+def test_a_level_is_the_same_level_whatever_type_it_was_read_back_as():
+    assert same_level(1, 1.0) and same_level(1, "1") and same_level(0.5, "0.5") and not same_level(1, 2)
+    column = pd.Series([1, 2, 1], dtype=object)
+    assert level_mask(column, "1").tolist() == [True, False, True]
+    assert level_mask(pd.Series(["random", "0.5"]), 0.5).tolist() == [False, True]
+
+
+# ----------------------------------------------------------------------------- the full table
+
+
+def _bca(values: np.ndarray) -> tuple[float, float]:
+    if np.ptp(values) == 0:
+        return float(values[0]), float(values[0])
+    ci = stats.bootstrap((values,), np.mean, n_resamples=2000, method="BCa", rng=np.random.default_rng(0))
+    return float(ci.confidence_interval.low), float(ci.confidence_interval.high)
+
+
+def main() -> None:
+    import warnings
+    warnings.simplefilter("ignore")  # BCa warns on degenerate resamples at n = 3
+    print(f"coverage of the 95 % interval of the mean; Student-t: {50 * SIMS:,} samples per cell, "
+          f"bootstraps: {SIMS:,}")
+    print(f"{'distribution':18} {'n':>3} {'percentile':>10} {'student-t':>10} {'BCa':>6}")
+    for name in DISTRIBUTIONS:
+        for n in SEED_COUNTS:
+            t = coverage(mean_ci, name, n, sims=50 * SIMS, seed=1)
+            print(f"{name:18} {n:3d} {coverage(percentile_bootstrap_ci, name, n):10.3f} {t:10.3f} "
+                  f"{coverage(_bca, name, n):6.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
