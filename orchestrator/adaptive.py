@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from orchestrator.errors import SpecError
+from orchestrator.spec import parse_baseline
 from tasks.common.stats import lattice_step, same_level, t_quantile
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ class AdaptiveSeeds:
     spending: float = 3.0
     """rho of the spending function alpha * t**rho (3: little early, O'Brien-Fleming-like; 1: even)."""
     baseline: Mapping[str, Any] = field(default_factory=dict)
-    """{axis: level} every other level of that axis is compared with (default: the task's baseline)."""
+    """{axis: level} every other level of that axis is compared with: the spec's `baseline:`, else
+    this section's `baseline`, else the task's (SweepSpec.comparison_baseline)."""
 
     def looks(self) -> list[int]:
         """Seeds per point at each planned look: start, start + step, ..., max."""
@@ -82,8 +84,10 @@ class AdaptiveSeeds:
                              "baseline": dict(self.baseline)}}
 
 
-def parse_adaptive(raw: Any, task, axes: Mapping[str, tuple], source: str) -> AdaptiveSeeds:
-    """An `adaptive:` mapping, checked field by field (one line naming the field)."""
+def parse_adaptive(raw: Any, task, axes: Mapping[str, tuple], source: str,
+                   baseline: Mapping[str, Any] | None = None) -> AdaptiveSeeds:
+    """An `adaptive:` mapping, checked field by field (one line naming the field); `baseline`:
+    the spec's own `baseline:` (checked already), which this section's may repeat but not change."""
     where = f"{source}: seeds.adaptive"
     if not isinstance(raw, Mapping):
         raise SpecError(f"{where} must be a mapping with keys {', '.join(KEYS)}")
@@ -115,21 +119,19 @@ def parse_adaptive(raw: Any, task, axes: Mapping[str, tuple], source: str) -> Ad
     start, step, top = integer("start", 5, 2), integer("step", 5, 1), integer("max", 30, 2)
     if start > top:
         raise SpecError(f"{where}: start ({start}) must not exceed max ({top})")
-    baseline = raw.get("baseline", dict(task.baseline))
-    if not isinstance(baseline, Mapping) or len(baseline) != 1:
+    # The spec's `baseline:` serves adaptive seeds too (SweepSpec.comparison_baseline: the spec's,
+    # else this section's, else the task's); this section's own key keeps working beside it.
+    own = parse_baseline(raw["baseline"], axes, f"{where}.baseline") if "baseline" in raw else None
+    if baseline and own is not None and own != dict(baseline):
+        raise SpecError(f"{where}.baseline {own} differs from the spec's baseline {dict(baseline)}; set it once "
+                        f"(the spec's `baseline:` serves adaptive seeds too)")
+    if not (baseline or own or task.baseline):
         raise SpecError(f"{where}.baseline must name one axis and its baseline level (e.g. "
-                        f"{{expansion_factor: 1}}); task {task.name!r} has "
-                        f"{'none' if not task.baseline else dict(task.baseline)}")
-    (axis, level), = baseline.items()
-    if axis not in axes:
-        raise SpecError(f"{where}.baseline: {axis!r} is not an axis of this spec; axes: "
-                        f"{', '.join(axes) or '(none)'}")
-    if not any(same_level(v, level) for v in axes[axis]):
-        raise SpecError(f"{where}.baseline: {axis}={level!r} is not on the axis; its values: "
-                        f"{', '.join(map(repr, axes[axis]))}")
+                        f"{{expansion_factor: 1}}), or set the spec's `baseline:`; task {task.name!r} has none")
+    baseline = dict(baseline or {}) or own or parse_baseline(dict(task.baseline), axes, f"{where}.baseline")
     return AdaptiveSeeds(metric=metric, start=start, step=step, max=top, alpha=number("alpha", 0.05, 0, 1),
                          precision=number("precision", None, 0), spending=number("spending", 3.0, 0),
-                         baseline={axis: level})
+                         baseline=baseline)
 
 
 # ----------------------------------------------------------------------------- decisions

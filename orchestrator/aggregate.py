@@ -1,8 +1,9 @@
 """Aggregation driver: runs table -> summary tables under the sweep's aggregates/.
 
 The generic summary groups completed runs by the config columns that vary in the sweep
-and reports mean ± std over seeds of each metric. A task that declares a `baseline`
-gets a `comparison` table (orchestrator.compare). A task can add its own tables
+and reports mean ± std over seeds of each metric. A sweep with a baseline (the spec's
+`baseline:`, else its adaptive seeds', else the task's) gets a `comparison` table
+(orchestrator.compare). A task can add its own tables
 (`Task.aggregate`); they are written next to the summary.
 """
 from __future__ import annotations
@@ -70,7 +71,7 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True,
         warn(f"warning: unreadable run file left out of the aggregates: {store.shown_path(path)} ({err}); "
              f"`symsweep resume` re-runs its run")
     tables = {"summary": summary_table(runs, list(task.summary_metrics) or None)}
-    baseline = dict(spec.adaptive.baseline) if spec.adaptive is not None else task.baseline
+    baseline = spec.comparison_baseline()  # the spec's `baseline:`, else its adaptive seeds', else the task's
     if baseline and not runs.empty:
         # baseline vs each other level of its axis; none when the sweep does not vary that axis
         comparison = comparison_table(runs, baseline, list(task.summary_metrics) or None)

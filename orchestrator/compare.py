@@ -2,8 +2,9 @@
 
 The reusable piece behind every task's raw-vs-expanded numbers. Completed runs are grouped
 by the config columns that vary in the sweep, except the compared axis; within a group,
-the baseline level (a task's `baseline`, e.g. expansion_factor 1) is compared with each
-other level of that axis, metric by metric. Baseline runs are matched on the group columns
+the baseline level (SweepSpec.comparison_baseline: the spec's `baseline:`, else its adaptive
+seeds', else the task's, e.g. expansion_factor 1) is compared with each other level of that
+axis, metric by metric. Baseline runs are matched on the group columns
 they vary in only: a column they hold constant (the canonical fill of raw images) is one
 the axis decides, and every group is compared with the same baseline runs.
 

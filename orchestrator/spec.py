@@ -75,6 +75,19 @@ class SweepSpec:
     adaptive: Any = None
     """AdaptiveSeeds when `seeds: {adaptive: ...}`: `seeds` then holds every seed it may use
     (0..max-1), and rounds decide which of them run (orchestrator.adaptive)."""
+    baseline: Mapping[str, Any] = field(default_factory=dict)
+    """The spec's `baseline: {axis: level}`, empty when it sets none; see comparison_baseline.
+    Not part of the runs' identity (a plain sweep's comparison is an analysis setting)."""
+
+    def comparison_baseline(self) -> dict:
+        """The {axis: level} that comparison tables and adaptive seeds compare every other level
+        of that axis with. One rule: the spec's `baseline:` if it sets one, else its adaptive
+        seeds' (`seeds.adaptive.baseline`), else the task's own (Task.baseline; may be empty)."""
+        if self.baseline:
+            return dict(self.baseline)
+        if self.adaptive is not None:
+            return dict(self.adaptive.baseline)
+        return dict(resolve_task(self.task).baseline)
 
     def science(self) -> dict:
         """What defines the runs: a change here changes the sweep (resume refuses it)."""
@@ -101,6 +114,7 @@ class SweepSpec:
             "smoke": _plain(dict(self.smoke)),
             "aggregate": _plain(dict(self.aggregate)),
             "tracking": _plain(dict(self.tracking)),
+            **({"baseline": _plain(dict(self.baseline))} if self.baseline else {}),
         }
 
 
@@ -132,7 +146,7 @@ class Trial:
 
 TOP_LEVEL_KEYS = (
     "name", "task", "description", "fixed", "axes", "seeds", "resources",
-    "runs_per_trial", "max_failures", "max_runs", "smoke", "aggregate", "tracking",
+    "runs_per_trial", "max_failures", "max_runs", "smoke", "aggregate", "tracking", "baseline",
 )
 # A sweep name is one plain path segment: it names the sweep's folder under the results root.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -208,13 +222,14 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
     )
     max_runs = _positive_int("max_runs", raw.get("max_runs", DEFAULT_MAX_RUNS))
     points = math.prod(len(v) for v in axes.values())
+    baseline = parse_baseline(raw["baseline"], axes, f"{source}: baseline") if "baseline" in raw else {}
     seeds_raw = raw.get("seeds", 1)
     adaptive = None
     if isinstance(seeds_raw, dict):
         if set(seeds_raw) != {"adaptive"}:
             raise SpecError(f"{source}: seeds must be a count, a list, or {{adaptive: {{...}}}}, got {seeds_raw!r}")
         from orchestrator.adaptive import parse_adaptive
-        adaptive = parse_adaptive(seeds_raw["adaptive"], task, axes, source)
+        adaptive = parse_adaptive(seeds_raw["adaptive"], task, axes, source, baseline)
         seeds_raw = adaptive.max
     # counted before a seed tuple is built: `seeds: 1000000000` is refused at once
     n_seeds = len(seeds_raw) if isinstance(seeds_raw, list) else seeds_raw if isinstance(seeds_raw, int) else 1
@@ -243,6 +258,7 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
         aggregate=raw.get("aggregate") or {},
         tracking=tracking,
         adaptive=adaptive,
+        baseline=baseline,
     )
     build_settings(task, spec.aggregate, source)
     grid = grid_points(spec)  # builds every config once, so invalid combinations fail here
@@ -253,6 +269,26 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
         except SpecError as exc:
             raise SpecError(f"{source}: {exc}") from None
     return spec
+
+
+def parse_baseline(raw: Any, axes: Mapping[str, tuple], where: str = "spec: baseline") -> dict:
+    """A `baseline: {axis: level}` mapping, checked against the spec's axes (one line that starts
+    with `where`, names what is wrong and what is allowed). The level comes back as the axis holds
+    it (0 -> 0.0)."""
+    from tasks.common.stats import same_level  # here: the module imports pandas, which `status` never needs
+    shown_axes = ", ".join(axes) or "(none: a baseline needs an axis)"
+    if not isinstance(raw, Mapping) or len(raw) != 1:
+        example = f"{{{next(iter(axes))}: {axes[next(iter(axes))][0]!r}}}" if axes else "{expansion_factor: 1}"
+        raise SpecError(f"{where} must name one axis and its baseline level, e.g. {example}, got "
+                        f"{_short(raw)}; axes: {shown_axes}")
+    (axis, level), = raw.items()
+    if axis not in axes:
+        raise SpecError(f"{where}: {axis!r} is not an axis of this spec; axes: {shown_axes}")
+    match = [v for v in axes[axis] if same_level(v, level)]
+    if not match:
+        raise SpecError(f"{where}: {axis}={level!r} is not on the axis; its values: "
+                        f"{', '.join(map(repr, axes[axis]))}")
+    return {axis: match[0]}
 
 
 def resolve_task(name: str) -> task_registry.Task:

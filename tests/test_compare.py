@@ -1,11 +1,14 @@
-"""Comparison tables against scipy on data whose answer is known."""
+"""Comparison tables against scipy on data whose answer is known, and the baseline they compare with."""
 from __future__ import annotations
+
+import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+from conftest import symsweep
 from orchestrator.compare import N_BOOTSTRAP, comparison_table, mean_ci, percentile_bootstrap_ci
 
 BASE = np.array([0.90, 0.92, 0.88, 0.91, 0.95, 0.89])
@@ -127,3 +130,26 @@ def test_the_interval_of_a_mean_is_scipys_student_t_and_the_tables_use_it():
                           rng=np.random.default_rng(1)).confidence_interval
     assert b_low == pytest.approx(ref.low, abs=0.002) and b_high == pytest.approx(ref.high, abs=0.002)
     assert b_high - b_low < 0.8 * (high - low)
+
+
+def test_a_plain_sweep_with_a_spec_baseline_gets_a_comparison_table(tmp_path):
+    # synthetic declares no baseline: without the spec's `baseline:` there is no comparison
+    spec = tmp_path / "plain.yaml"
+    spec.write_text(textwrap.dedent("""
+        name: plain
+        task: synthetic
+        fixed: {steps: 3}
+        axes: {n_samples: [32, 64], lr: [0.05, 0.1]}
+        seeds: 3
+        baseline: {n_samples: 64}
+    """))
+    res = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline")
+    assert res.returncode == 0, res.stderr
+    table = pd.read_parquet(tmp_path / "res" / "plain" / "aggregates" / "comparison.parquet")
+    assert set(table["baseline"]) == {64} and set(table["level"]) == {32} and set(table["axis"]) == {"n_samples"}
+    assert sorted(table["lr"].unique()) == [0.05, 0.1] and (table["n"] == 3).all()
+    assert "adaptive" not in table
+    # the baseline is not part of the runs: another one re-plans nothing (it is frozen with the spec)
+    again = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline",
+                     "--set", "baseline={lr: 0.1}")
+    assert again.returncode == 0 and "12 already done, 0 to run" in again.stdout, again.stdout + again.stderr

@@ -160,3 +160,63 @@ def test_malformed_yaml_is_one_line_with_line_and_column(tmp_path):
         load_spec(path)
     message = str(info.value)
     assert "\n" not in message and message.startswith(f"{path}:3:1: not valid YAML:"), message
+
+
+# ----------------------------------------------------------------------------- baseline
+
+
+@pytest.mark.parametrize("baseline, message", [
+    ({"lrr": 0.1}, r"spec: baseline: 'lrr' is not an axis of this spec; axes: lr$"),
+    ({"steps": 5}, r"baseline: 'steps' is not an axis of this spec; axes: lr$"),  # fixed, not an axis
+    ({"lr": 0.3}, r"baseline: lr=0.3 is not on the axis; its values: 0.1, 0.2$"),
+    ({"lr": 0.1, "steps": 5}, r"baseline must name one axis and its baseline level, e.g. \{lr: 0.1\}"),
+    ({}, r"baseline must name one axis and its baseline level, e.g. \{lr: 0.1\}, got \{\}; axes: lr"),
+    ("lr", r"baseline must name one axis and its baseline level, e.g. \{lr: 0.1\}, got 'lr'"),
+    (None, r"baseline must name one axis and its baseline level"),
+])
+def test_a_bad_baseline_names_what_is_wrong_and_what_is_allowed(baseline, message):
+    with pytest.raises(SpecError, match=message) as info:
+        spec_from_dict({**BASE, "baseline": baseline})
+    assert "\n" not in str(info.value)
+
+
+def test_a_bad_baseline_stops_the_cli_with_exit_code_2_and_one_line(tmp_path):
+    from conftest import symsweep
+    spec = tmp_path / "b.yaml"
+    spec.write_text("name: b\ntask: synthetic\naxes: {lr: [0.1, 0.2]}\nseeds: 2\nbaseline: {lr: 0.5}\n")
+    res = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert f"{spec}: baseline: lr=0.5 is not on the axis; its values: 0.1, 0.2" in res.stderr
+    assert not (tmp_path / "res").exists()
+
+
+def test_the_spec_baseline_is_one_rule_for_every_comparison_and_not_part_of_the_runs():
+    plain = spec_from_dict(BASE)
+    spec = spec_from_dict({**BASE, "baseline": {"lr": 0.2}})
+    assert spec.comparison_baseline() == {"lr": 0.2} and plain.comparison_baseline() == {}  # synthetic has none
+    assert spec_from_dict(spec.to_dict()) == spec and "baseline" not in plain.to_dict()
+    # an analysis setting, like `aggregate:`: the runs, their ids and the sweep's identity stay
+    assert [r.run_id for r in expand(spec)] == [r.run_id for r in expand(plain)]
+    assert spec.science() == plain.science()
+    # the level is the axis's own value, however the spec spelled it
+    image = {"name": "i", "task": "image_classification", "seeds": 1, "axes": {"fill": [0, 0.5, "random"]}}
+    assert spec_from_dict({**image, "baseline": {"fill": 0}}).baseline == {"fill": 0.0}
+    assert spec_from_dict({**image, "baseline": {"fill": "0.5"}}).baseline == {"fill": 0.5}
+    # no spec baseline: the task's (image_classification compares with expansion_factor 1)
+    assert spec_from_dict(image).comparison_baseline() == {"expansion_factor": 1}
+
+
+def test_adaptive_seeds_use_the_spec_baseline_and_their_own_key_keeps_working():
+    adaptive = {"adaptive": {"metric": "loss", "start": 2, "step": 2, "max": 4}}
+    spec = spec_from_dict({**BASE, "seeds": adaptive, "baseline": {"lr": 0.2}})
+    assert spec.adaptive.baseline == {"lr": 0.2} and spec.comparison_baseline() == {"lr": 0.2}
+    assert spec_from_dict(spec.to_dict()) == spec
+    own = {"adaptive": {**adaptive["adaptive"], "baseline": {"lr": 0.2}}}
+    old = spec_from_dict({**BASE, "seeds": own})
+    assert old.comparison_baseline() == {"lr": 0.2} and old.science() == spec.science()
+    assert spec_from_dict({**BASE, "seeds": own, "baseline": {"lr": 0.2}}).adaptive == spec.adaptive
+    with pytest.raises(SpecError, match=r"seeds.adaptive.baseline \{'lr': 0.2\} differs from the spec's baseline "
+                                        r"\{'lr': 0.1\}; set it once"):
+        spec_from_dict({**BASE, "seeds": own, "baseline": {"lr": 0.1}})
+    with pytest.raises(SpecError, match=r"seeds.adaptive.baseline: lr=0.3 is not on the axis"):
+        spec_from_dict({**BASE, "seeds": {"adaptive": {**adaptive["adaptive"], "baseline": {"lr": 0.3}}}})
