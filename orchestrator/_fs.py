@@ -161,7 +161,10 @@ def atomic_put(fs: pafs.FileSystem, location: Location, path: str, data: bytes, 
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
+                f.flush()
+                os.fsync(f.fileno())  # the bytes on disk before the name points at them
             os.replace(tmp, path)  # atomic on POSIX
+            fsync_folder(os.path.dirname(path))  # the rename itself survives a power loss
         except OSError as exc:
             _remove_quietly(tmp)
             raise StoreError(describe_os_error(exc, path)) from None
@@ -171,6 +174,15 @@ def atomic_put(fs: pafs.FileSystem, location: Location, path: str, data: bytes, 
             f.write(data)
     except OSError as exc:
         raise StoreError(describe_os_error(exc, f"{location.scheme}://{path}")) from None
+
+
+def fsync_folder(path: str) -> None:
+    """Make a folder's entries (a rename, a new link) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove_quietly(path: str) -> None:
@@ -193,7 +205,10 @@ def exclusive_create(location: Location, path: str, data: bytes, temp_dir: str) 
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
             os.link(tmp, path)
+            fsync_folder(os.path.dirname(path))
             return True
         except FileExistsError:
             return False
@@ -211,26 +226,8 @@ def exclusive_create(location: Location, path: str, data: bytes, temp_dir: str) 
 
 
 def _s3_put_if_absent(location: Location, path: str, data: bytes) -> bool:
-    try:
-        import boto3
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:  # no boto3: the best-effort lock of other object stores
-        fs = filesystem(location)
-        if fs.get_file_info(path).type != pafs.FileType.NotFound:
-            return False
-        atomic_put(fs, location, path, data, "")
-        return True
-    options = s3_options(location.query)
-    endpoint = options.get("endpoint_override")
-    if endpoint and "://" not in endpoint:
-        endpoint = f"{options.get('scheme', 'https')}://{endpoint}"
-    client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name=options.get("region"),
-        aws_access_key_id=options.get("access_key"), aws_secret_access_key=options.get("secret_key"),
-        aws_session_token=options.get("session_token"),
-        config=Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=REQUEST_TIMEOUT_S,
-                      retries={"max_attempts": 3}))
+    from botocore.exceptions import BotoCoreError, ClientError
+    client = s3_client(location)
     bucket, key = path.split("/", 1)
     try:
         client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
@@ -242,6 +239,27 @@ def _s3_put_if_absent(location: Location, path: str, data: bytes) -> bool:
         raise StoreError(f"cannot write s3://{path}: {_first_line(exc)}") from None
     except BotoCoreError as exc:
         raise StoreError(f"cannot write s3://{path}: {_first_line(exc)}") from None
+
+
+def s3_client(location: Location):
+    """A boto3 S3 client with the location's settings (for the conditional puts pyarrow lacks)."""
+    return _s3_client(location.query, os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@functools.lru_cache(maxsize=8)
+def _s3_client(query: str, _endpoint_env: str | None):
+    import boto3
+    from botocore.config import Config
+    options = s3_options(query)
+    endpoint = options.get("endpoint_override")
+    if endpoint and "://" not in endpoint:
+        endpoint = f"{options.get('scheme', 'https')}://{endpoint}"
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name=options.get("region"),
+        aws_access_key_id=options.get("access_key"), aws_secret_access_key=options.get("secret_key"),
+        aws_session_token=options.get("session_token"),
+        config=Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=REQUEST_TIMEOUT_S,
+                      retries={"max_attempts": 3}))
 
 
 def check_reachable(location: Location) -> None:

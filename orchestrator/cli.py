@@ -197,6 +197,9 @@ def _cmd_status(args) -> int:
     holder = store.lock_holder()
     if holder and holder.get("unreadable"):
         print("lock: the lock file is unreadable; the next `run`/`resume` takes it over")
+    elif holder and holder.get("stale"):
+        print(f"lock: left by pid {holder.get('pid')} on {holder.get('host')}, which is gone; the next "
+              f"`run`/`resume` takes it over")
     elif holder:
         print(f"lock: held by pid {holder.get('pid')} on {holder.get('host')}")
     if plan.extra_rows:
@@ -214,10 +217,10 @@ def _cmd_status(args) -> int:
         state = "complete" if plan.adaptive.complete else "rounds still to run"
         print(f"\nadaptive seeds ({spec.adaptive.metric} vs {dict(spec.adaptive.baseline)}, {state}):\n"
               + table.drop(columns="metric").to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    for path, err in plan.corrupt:
-        print(f"unreadable: {store.shown_path(path)}: {err} (moved aside and re-run at the next `symsweep run`/`resume`)")
-    for d in plan.damaged:
-        print(f"damaged: run {d.run_id}: {d.what} ({d.detail}); re-run at the next `symsweep run`/`resume`")
+    from orchestrator.store import damage_lines
+    for line in damage_lines(plan.corrupt, plan.damaged, store.shown_path,
+                             "moved aside and re-run at the next `symsweep run`/`resume`"):
+        print(f"damaged: {line}")
     if args.slowest > 0 or plan.counts()["failed"] or plan.counts()["diverged"]:
         slow, failed = status_table(plan, args.slowest)
         if not slow.empty and args.slowest > 0:

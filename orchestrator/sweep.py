@@ -21,7 +21,7 @@ from orchestrator.errors import SpecChangedError, StoreError
 from orchestrator.executors import ExecutionReport, Executor
 from orchestrator.progress import Progress
 from orchestrator.spec import RunSpec, SweepSpec, Trial, expand, pack, spec_from_dict
-from orchestrator.store import COMPACT_EVERY, Damage, SweepStore
+from orchestrator.store import COMPACT_EVERY, Damage, OutputCheck, SweepStore, damage_lines
 from orchestrator.tracking import Trackers
 from orchestrator.worker import TrialRunner, git_commit
 from tasks import COMPLETED, DIVERGED, FAILED
@@ -42,7 +42,7 @@ class Plan:
     extra_rows: int = 0
     """Rows in the ledger that the current spec does not plan (from an earlier spec)."""
     corrupt: list[tuple[str, str]] = field(default_factory=list)
-    """(path, error) of run files that could not be read."""
+    """(path, error) of run and history files that could not be read whole."""
     damaged: list[Damage] = field(default_factory=list)
     """Planned runs with a final row whose history or artifacts are missing or damaged."""
     adaptive: Any = None
@@ -82,7 +82,7 @@ def make_plan(spec: SweepSpec, store: SweepStore, retry_failed: bool = False, ch
     columns = ["run_id", "status", "attempt", "history_rows", "artifact_bytes", "artifact_digests"]
     if spec.adaptive is not None:
         columns.append(f"metric_{spec.adaptive.metric}")
-    ledger = store.read_ledger(columns=columns)
+    ledger = store.read_ledger(columns=columns, verify=check_outputs)
     rows = ledger.runs
     adaptive = None
     if spec.adaptive is not None:  # the runs the rounds so far need, replayed from the rows
@@ -90,7 +90,8 @@ def make_plan(spec: SweepSpec, store: SweepStore, retry_failed: bool = False, ch
     planned = {r.run_id for r in runs}
     ids = rows["run_id"].to_numpy(dtype=object)
     mine = np.fromiter((i in planned for i in ids), bool, len(ids))
-    damaged = store.check_outputs(rows[mine], full=verify) if check_outputs and mine.any() else []
+    checked = store.check_outputs(rows[mine], full=verify) if check_outputs and mine.any() else OutputCheck()
+    damaged = checked.damaged
     broken = {d.run_id for d in damaged}
     status = {rid: s for rid, s in zip(ids[mine], rows["status"].to_numpy(dtype=object)[mine])
               if rid not in broken}
@@ -102,7 +103,8 @@ def make_plan(spec: SweepSpec, store: SweepStore, retry_failed: bool = False, ch
         attempts = {rid: int(a) for rid, a in zip(ids, rows["attempt"].to_numpy()) if rid in wanted and a == a}
     return Plan(spec=spec, store=store, runs=runs, status=status, pending=pending,
                 trials=pack(pending, spec.runs_per_trial, attempts),
-                extra_rows=int(len(ids) - mine.sum()), corrupt=ledger.corrupt, damaged=damaged, adaptive=adaptive)
+                extra_rows=int(len(ids) - mine.sum()), corrupt=ledger.corrupt + checked.unreadable, damaged=damaged,
+                adaptive=adaptive)
 
 
 def _adaptive_runs(spec: SweepSpec, runs: list[RunSpec], rows: pd.DataFrame):
@@ -193,7 +195,7 @@ def run_sweep(spec: SweepSpec, store: SweepStore | str, executor: Executor, opti
     """Run what the sweep folder `store` is missing of `spec`; see the module docstring."""
     store = store if isinstance(store, SweepStore) else SweepStore(store)
     store.check_reachable()
-    check_frozen_spec(spec, store, options.force)
+    check_frozen_spec(spec, store, options.force)  # early, before a cluster is started
     runs = expand(spec)
     preview = make_plan(spec, store, options.retry_failed, check_outputs=False, runs=runs)
     if preview.trials or preview.corrupt:
@@ -201,20 +203,29 @@ def run_sweep(spec: SweepSpec, store: SweepStore | str, executor: Executor, opti
     try:
         stale = store.acquire_lock(force=options.force_unlock)
         try:
-            return _run_locked(spec, store, executor, options, echo, stale, runs)
+            # again under the lock: another driver may have frozen another spec in between
+            check_frozen_spec(spec, store, options.force)
+            _note_takeover(stale, echo)
+            plan, quarantined = _prepare(spec, store, options, echo, runs)
+            return _execute_rounds(spec, store, executor, options, echo, runs, plan, quarantined)
         finally:
             store.release_lock()
     finally:
         executor.close()
 
 
-def _run_locked(spec, store, executor, options, echo, stale, runs) -> SweepOutcome:
+def _note_takeover(stale: dict, echo: Callable[[str], None]) -> None:
     if stale.get("unreadable"):
         echo("note: took over an unreadable lock file (a lock is written whole, so it was no live driver's)")
+    elif stale.get("forced"):
+        echo(f"note: took over the lock of pid {stale.get('pid')} on {stale.get('host')} (--force-unlock)")
     elif stale.get("stale"):
         echo(f"note: took over a stale lock of pid {stale.get('pid')} (that driver is gone)")
-    elif stale:
-        echo(f"note: took over the lock of pid {stale.get('pid')} on {stale.get('host')} (--force-unlock)")
+
+
+def _prepare(spec, store, options, echo, runs) -> tuple[Plan, list[str]]:
+    """Under the lock: clear killed writers' leftovers, freeze the spec, plan, and set
+    unreadable or damaged files aside (their runs run again)."""
     leftovers = store.remove_temp_files()
     if leftovers:
         echo(f"note: removed {len(leftovers)} temp files that killed writers left behind")
@@ -222,19 +233,21 @@ def _run_locked(spec, store, executor, options, echo, stale, runs) -> SweepOutco
         store.write_spec(spec.to_dict())
     plan = make_plan(spec, store, options.retry_failed, verify=options.verify, runs=runs)
     quarantined = store.quarantine(p for p, _ in plan.corrupt) if plan.corrupt else []
-    for path, err in plan.corrupt:
-        echo(f"warning: unreadable run file moved to quarantine/, its runs run again: {store.shown_path(path)} "
-             f"({err})")
     if plan.damaged:
         quarantined += store.set_aside(plan.damaged)
-        for d in plan.damaged:
-            echo(f"warning: run {d.run_id}: {d.what} damaged ({d.detail}); its files moved to quarantine/, "
-                 f"it runs again")
+    for line in damage_lines(plan.corrupt, plan.damaged, store.shown_path,
+                             "moved to quarantine/, its runs run again"):
+        echo(f"warning: {line}")
     if quarantined:
         plan = make_plan(spec, store, options.retry_failed, runs=runs)
     already = len(plan.runs) - len(plan.pending)
     echo(f"sweep {spec.name!r} (task {spec.task}): {len(plan.runs)} runs planned, {already} already done, "
          f"{len(plan.pending)} to run in {len(plan.trials)} trials -> {store.shown}")
+    return plan, quarantined
+
+
+def _execute_rounds(spec, store, executor, options, echo, runs, plan, quarantined) -> SweepOutcome:
+    """Execute the plan (and, for adaptive seeds, the rounds after it), folding as trials end."""
     report = ExecutionReport()
     runner = TrialRunner(store_uri=store.uri, sweep=spec.name, cpus_per_trial=spec.resources.cpus,
                          gpus_per_trial=spec.resources.gpus,

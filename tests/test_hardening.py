@@ -116,8 +116,12 @@ def test_a_damaged_history_or_artifact_is_listed_and_its_run_runs_again(sweep):
     (seg,) = (sweep / "history").glob("seg-*.parquet")
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
+    from orchestrator.store import parquet_bytes
+    from orchestrator._store_files import segment_name
     table = pq.read_table(seg)
-    pq.write_table(table.filter(pc.not_equal(table["run_id"], victim)), seg)
+    data = parquet_bytes(table.filter(pc.not_equal(table["run_id"], victim)))
+    seg.unlink()  # a whole segment, with its digest, that lacks the run's records
+    (sweep / "history" / segment_name(data)).write_bytes(data)
     # artifact: truncated (found by size) and flipped in place (found by --verify)
     npz = sweep / "artifacts" / "weights" / f"{other}.npz"
     npz.write_bytes(npz.read_bytes()[:-10])
@@ -153,6 +157,37 @@ def test_a_damaged_history_or_artifact_is_listed_and_its_run_runs_again(sweep):
     assert len(history) == expected  # the re-run's records, from its own file (the segment's are gone)
     np.testing.assert_array_equal(store.artifact_loader(store.read_runs())(third, "weights")["w"],
                                   store.read_artifact(third, "weights")["w"])
+
+
+def _flip_bytes(path: Path, at: float, width: int = 16) -> None:
+    data = bytearray(path.read_bytes())
+    i = int(len(data) * at)
+    data[i:i + width] = bytes(b ^ 0xFF for b in data[i:i + width])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("sub", ["history", "runs"])
+def test_a_flip_in_any_page_of_a_segment_is_found_reported_in_few_lines_and_repaired(sweep, sub):
+    """16 flipped bytes inside a segment, in pages the plan does not read (a history value, a
+    metric column): status and resume used to say "complete" while query dropped the whole
+    file for good. Now the check finds it, the file goes to quarantine, its runs run again."""
+    before = ledger(sweep)
+    (seg,) = (sweep / sub).glob("seg-*.parquet")
+    _flip_bytes(seg, 0.4)
+    status = symsweep("status", str(sweep), "--slowest", "0")
+    assert status.returncode == 0 and "unreadable file" in status.stdout, status.stdout
+    damage = [line for line in status.stdout.splitlines() if line.startswith("damaged:")]
+    assert 1 <= len(damage) <= 3, damage  # a few lines, not one per run
+    res = symsweep("resume", str(sweep), "--executor", "inline")
+    assert res.returncode == 0, res.stderr
+    assert "6 to run" in res.stdout and len([ln for ln in res.stdout.splitlines() if "warning" in ln]) <= 3
+    assert not list((sweep / sub).glob(seg.name)) and list((sweep / "quarantine").glob(f"*{seg.name}"))
+    runs = ledger(sweep)
+    assert len(runs) == 6 and set(runs["status"]) == {"completed"}
+    history = open_results(str(sweep)).table("history").to_pandas()
+    assert history.groupby("run_id").size().to_dict() == runs.set_index("run_id")["history_rows"].to_dict()
+    assert symsweep("status", str(sweep), "--verify").stdout.count("damaged:") == 0
+    assert before["metric_loss"].notna().all()
 
 
 @pytest.mark.parametrize("content", [b'{"pid": 12, "host": garbage', b"", b"[]"])

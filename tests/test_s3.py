@@ -216,3 +216,41 @@ def test_wrong_credentials_are_one_line(tmp_path):
     finally:
         server.kill()
         server.wait()
+
+
+def test_a_transient_error_reading_the_lock_is_retried_and_never_breaks_it(s3, monkeypatch):
+    """A live driver's lock on S3 read through a flaky connection: the reads are retried; while
+    they keep failing the second driver stops in one line. It never takes the error for an
+    unreadable lock (which it would take over while the first driver runs)."""
+    import socket
+
+    from orchestrator import _lock
+    from orchestrator.errors import LockError, StoreUnavailableError
+    from orchestrator.store import SweepStore
+    monkeypatch.setattr("orchestrator._store_files.READ_BACKOFF_S", (0.0,))
+    uri = s3.uri("flaky-lock/syn")
+    SweepStore(uri).acquire_lock()  # the live driver (this process, this host)
+    real = _lock.s3_client
+
+    class Flaky:
+        def __init__(self, client, failures):
+            self.client, self.failures = client, failures
+
+        def get_object(self, **kw):
+            if self.failures > 0:
+                self.failures -= 1
+                raise OSError("connection reset by peer")
+            return self.client.get_object(**kw)
+
+        def __getattr__(self, name):
+            return getattr(self.client, name)
+
+    flaky = Flaky(real(SweepStore(uri).location), failures=3)
+    monkeypatch.setattr(_lock, "s3_client", lambda location: flaky)
+    with pytest.raises(LockError, match=f"being run by pid {os.getpid()} on {socket.gethostname()}"):
+        SweepStore(uri).acquire_lock()  # 3 failures, then the read goes through: refused
+    flaky.failures = 100
+    with pytest.raises(StoreUnavailableError, match="tried 4 times"):
+        SweepStore(uri).acquire_lock()
+    flaky.failures = 0
+    assert SweepStore(uri).lock_holder()["pid"] == os.getpid()  # the live driver's lock is intact

@@ -26,7 +26,8 @@ def test_write_and_read_a_run(tmp_path):
     assert runs.to_dict("records") == [{**ROW, "history_rows": 3, "artifact_bytes": digest["weights"]["bytes"],
                                         "artifact_digests": json.dumps(digest)}]
     hist = store.read_history()
-    assert sorted(hist.itertuples(index=False)) == [("r1", 0, "acc", 0.1), ("r1", 0, "loss", 2.0), ("r1", 1, "loss", 1.0)]
+    assert sorted(hist.itertuples(index=False)) == [("r1", 0, "acc", 0.1, 1), ("r1", 0, "loss", 2.0, 1),
+                                                    ("r1", 1, "loss", 1.0, 1)]
     np.testing.assert_array_equal(store.read_artifact("r1", "weights")["w"], np.arange(3.0))
     assert store.run_record("r1") == {"status": "completed", "attempt": 1}
     assert store.run_record("nope") is None
@@ -108,7 +109,7 @@ def test_compaction_folds_small_files_and_readers_see_the_same_rows(tmp_path):
     after = store.read_runs().sort_values("run_id")
     assert after.reset_index(drop=True).equals(before.reset_index(drop=True))
     assert store.read_history().sort_values("run_id").reset_index(drop=True).equals(history.reset_index(drop=True))
-    assert store.check_outputs(after) == []
+    assert store.check_outputs(after).damaged == []
     assert store.run_record("r0") is None  # folded: a retried trial never sees it (it never retries one)
 
 
@@ -122,7 +123,7 @@ def test_a_crash_between_segment_and_removal_leaves_duplicates_that_readers_drop
         open(p, "wb").write(data)
     runs = store.read_runs()
     assert sorted(runs["run_id"]) == ["r0", "r1", "r2"] and len(store.read_history()) == 3
-    assert store.check_outputs(runs) == []
+    assert store.check_outputs(runs).damaged == []
 
 
 def test_a_rerun_supersedes_the_row_and_history_in_a_segment(tmp_path):
@@ -146,3 +147,42 @@ def test_many_segments_are_merged_into_one(tmp_path):
     assert counts["runs_segments"] < 8 and counts["history_segments"] < 8
     assert sorted(store.read_runs()["run_id"]) == [f"r{i}" for i in range(10)]
     assert sorted(store.read_history()["value"]) == [float(i) for i in range(10)]
+
+
+def test_a_row_is_fsynced_with_its_folder_before_run_reports_it(tmp_path, monkeypatch):
+    """A row `run` has counted must survive a power loss: every file is fsynced before its
+    rename and its folder after it (history, artifact and row)."""
+    synced = []
+    real = os.fsync
+
+    def record(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+    monkeypatch.setattr(os, "fsync", record)
+    store = SweepStore(str(tmp_path / "s"))
+    store.write_run(ROW, [{"step": 0, "loss": 1.0}], {"weights": {"w": np.arange(3.0)}})
+    folders = {str(tmp_path / "s" / sub) for sub in ("runs", "history", "artifacts/weights")}
+    assert folders <= set(synced), synced
+    temp_files = [p for p in synced if "/.tmp-" in p]
+    assert len(temp_files) == 3  # each file's bytes, before its name points at them
+    assert synced.index(str(tmp_path / "s" / "runs")) > max(synced.index(p) for p in temp_files)
+
+
+def test_the_frozen_spec_is_checked_again_under_the_lock(tmp_path, monkeypatch):
+    """Two drivers with different specs starting together: the one that gets the lock second
+    must see the spec the first froze, not the empty folder it checked before locking."""
+    from orchestrator import InlineExecutor, spec_from_dict
+    from orchestrator.errors import SpecChangedError
+    from orchestrator.sweep import run_sweep
+    mine = spec_from_dict({"name": "s", "task": "synthetic", "axes": {"steps": [2]}, "seeds": 2})
+    theirs = spec_from_dict({"name": "s", "task": "synthetic", "axes": {"steps": [3]}, "seeds": 2})
+    store = SweepStore(str(tmp_path / "s"))
+    real_acquire = SweepStore.acquire_lock
+
+    def acquire_after_the_other_driver(self, force=False):
+        self.write_spec(theirs.to_dict())  # the other driver froze its spec, then let go
+        return real_acquire(self, force)
+    monkeypatch.setattr(SweepStore, "acquire_lock", acquire_after_the_other_driver)
+    with pytest.raises(SpecChangedError):
+        run_sweep(mine, store, InlineExecutor(), echo=lambda line: None)
+    assert store.read_runs().empty and not (tmp_path / "s" / ".lock").exists()
