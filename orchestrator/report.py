@@ -191,17 +191,40 @@ def _summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     return shown.drop(columns=["sweep"], errors="ignore").astype(str)
 
 
+def run_times(runs: pd.DataFrame) -> pd.Series:
+    """Each run's own time in seconds, such that a sum over runs counts a batch once: a run
+    trained in a vectorized batch records its share of the batch's wall time as `duration_s`.
+    Rows written before that (`batch_size_runs` > 1 without `batch_duration_s`) hold the
+    batch's time, and are divided by the batch's size here."""
+    d = pd.to_numeric(runs["duration_s"], errors="coerce")
+    size = pd.to_numeric(runs["batch_size_runs"], errors="coerce").fillna(1) if "batch_size_runs" in runs else 1
+    older = runs["batch_duration_s"].isna() if "batch_duration_s" in runs else pd.Series(True, index=runs.index)
+    return d.where(~(older & (size > 1)), d / size)
+
+
+def _batch_note(runs: pd.DataFrame) -> str:
+    if "batch_size_runs" not in runs:
+        return ""
+    batched = runs[pd.to_numeric(runs["batch_size_runs"], errors="coerce") > 1]
+    if batched.empty:
+        return ""
+    n = len(batched.drop_duplicates([c for c in ("trial_id", "host", "pid", "started_at") if c in batched]))
+    return (f" {len(batched)} runs trained in {n} vectorized batch{'es' if n > 1 else ''}: each counts its share "
+            f"of its batch's wall time (batch_duration_s).")
+
+
 def timing_section(runs: pd.DataFrame) -> Section:
     s = Section("Timing")
     if runs.empty or "duration_s" not in runs:
         s.blocks.append(("text", "No runs yet."))
         return s
-    d = pd.to_numeric(runs["duration_s"], errors="coerce")
+    d = run_times(runs)
     wall = (pd.to_datetime(runs["finished_at"]).max() - pd.to_datetime(runs["started_at"]).min()).total_seconds()
-    s.blocks.append(("text", f"{len(runs)} runs: total run time {d.sum():.3g} s (sum over runs), mean "
-                             f"{d.mean():.3g} s, median {d.median():.3g} s, max {d.max():.3g} s; wall clock from "
-                             f"the first start to the last finish {wall:.3g} s (parallelism {d.sum() / wall:.2g}x)."
-                     if wall > 0 else f"{len(runs)} runs: total run time {d.sum():.3g} s."))
+    s.blocks.append(("text", (f"{len(runs)} runs: total run time {d.sum():.3g} s (sum over runs), mean "
+                              f"{d.mean():.3g} s, median {d.median():.3g} s, max {d.max():.3g} s; wall clock from "
+                              f"the first start to the last finish {wall:.3g} s (parallelism {d.sum() / wall:.2g}x)."
+                              if wall > 0 else f"{len(runs)} runs: total run time {d.sum():.3g} s.")
+                     + _batch_note(runs)))
     cols = varying_config_columns(runs)
     if cols:
         per = runs.assign(duration_s=d).groupby(cols, dropna=False)["duration_s"].agg(["count", "mean", "sum"])

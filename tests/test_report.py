@@ -127,3 +127,25 @@ def test_report_html_renders_in_headless_chromium(report, tmp_path):
     assert (pixels.sum(axis=-1) < 300).mean() > 0.005  # dark text was drawn
     # the embedded figure rendered: its red mean markers (#cc3333) are on the page
     assert (np.abs(pixels - [204, 51, 51]).sum(axis=-1) < 30).sum() > 50
+
+
+def _batch_rows(**columns) -> pd.DataFrame:
+    """Three runs trained together in one 30 s batch, and one run alone for 10 s after it."""
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    started = [t0] * 3 + [t0 + pd.Timedelta(seconds=30)]
+    finished = [t0 + pd.Timedelta(seconds=30)] * 3 + [t0 + pd.Timedelta(seconds=40)]
+    return pd.DataFrame({"run_id": list("abcd"), "seed": [0, 1, 2, 3], "status": "completed", "device": "cpu:x",
+                         "started_at": started, "finished_at": finished, "batch_size_runs": [3, 3, 3, 1],
+                         **columns})
+
+
+@pytest.mark.parametrize("rows", [
+    _batch_rows(duration_s=[10.0, 10.0, 10.0, 10.0], batch_duration_s=[30.0, 30.0, 30.0, None]),
+    _batch_rows(duration_s=[30.0, 30.0, 30.0, 10.0]),  # rows written before batch_duration_s: the batch's time
+], ids=["shares", "older rows"])
+def test_report_timing_counts_a_batch_once(rows):
+    from orchestrator.report import timing_section
+    text = timing_section(rows).blocks[0][1]
+    assert "4 runs: total run time 40 s (sum over runs)" in text, text
+    assert "wall clock from the first start to the last finish 40 s (parallelism 1x)" in text, text
+    assert "3 runs trained in 1 vectorized batch" in text, text
