@@ -10,6 +10,8 @@ the axis decides, and every group is compared with the same baseline runs.
 
     n, mean, std, ci_low, ci_high          per level (columns suffixed _base for the baseline)
     delta, rel_delta                       mean - mean_base, and delta / |mean_base|
+    delta_ci_low, delta_ci_high, paired    95 % Student-t interval of delta: of the per-seed
+                                           differences when the seeds pair up, else Welch's
     test, p_value                          two-sided; the test that gave it, by name
 
 Statistics, and why:
@@ -41,6 +43,7 @@ from tasks.common.stats import (  # noqa: F401 - the shared rules, re-exported h
     WILCOXON,
     compare_samples,
     completed,
+    difference_ci,
     level_mask,
     mean_ci,
     percentile_bootstrap_ci,
@@ -106,13 +109,14 @@ def comparison_table(runs: pd.DataFrame, baseline: Mapping[str, Any],
                 sb, so = _describe(b), _describe(o)
                 test, p = compare_samples(b, o)
                 delta = so["mean"] - sb["mean"]
+                delta_low, delta_high, paired = difference_ci(b, o)
                 rows.append({
                     **{g[4:]: str(v) if g in text_cols else v for g, v in key.items()},
                     "metric": col[7:], "axis": axis,
                     "baseline": str(base_level) if as_text else base_level,
                     "level": str(level) if as_text else level,
                     **{f"{k}_base": v for k, v in sb.items()}, **so,
-                    "delta": delta,
+                    "delta": delta, "delta_ci_low": delta_low, "delta_ci_high": delta_high, "paired": paired,
                     "rel_delta": delta / abs(sb["mean"]) if sb["mean"] else float("nan"),
                     "test": test, "p_value": p,
                 })

@@ -74,6 +74,31 @@ def mean_ci(values: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+def difference_ci(base: pd.Series, other: pd.Series, level: float = CI_LEVEL) -> tuple[float, float, bool]:
+    """(low, high, paired) Student-t interval of mean(other) - mean(base), samples indexed by seed.
+
+    Paired (both sides hold the same seeds, each once): the interval of the mean of the
+    per-seed differences (`mean_ci`), which removes the seed-to-seed spread the two sides
+    share. Otherwise Welch's interval (unequal variances, Welch-Satterthwaite degrees of
+    freedom). Same assumptions as `mean_ci`: independent seeds, means close to normal.
+    (nan, nan) with fewer than 2 values (pairs) on a side."""
+    base, other = base.dropna(), other.dropna()
+    paired = base.index.is_unique and other.index.is_unique and set(base.index) == set(other.index)
+    if paired:
+        low, high = mean_ci(other.loc[base.index].to_numpy(float) - base.to_numpy(float), level)
+        return low, high, True
+    b, o = base.to_numpy(float), other.to_numpy(float)
+    if len(b) < 2 or len(o) < 2:
+        return float("nan"), float("nan"), False
+    vb, vo = b.var(ddof=1) / len(b), o.var(ddof=1) / len(o)
+    delta, se = float(o.mean() - b.mean()), float(np.sqrt(vb + vo))
+    if se == 0:
+        return delta, delta, False
+    df = (vb + vo) ** 2 / (vb ** 2 / (len(b) - 1) + vo ** 2 / (len(o) - 1))
+    half = t_quantile(0.5 + level / 2, max(1, int(round(df)))) * se
+    return delta - half, delta + half, False
+
+
 def t_quantile(q: float, df: int) -> float:
     """scipy.stats.t.ppf(q, df), cached: the same few (level, n) come back for every group."""
     return _t_quantile(float(q), int(df))
