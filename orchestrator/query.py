@@ -12,7 +12,7 @@ A results path is one sweep folder (it has spec.yaml) or a results root holding 
 In every table `sweep` is the sweep folder's name, the runs table's too (its rows hold the
 name the spec had when they ran): after a folder is renamed or copied, the tables still
 join on (sweep, run_id) and the copies stay apart. A table with no readable file is empty,
-with its columns (runs: the documented run columns, history: sweep + its four).
+with its columns (runs: the documented run columns, history: sweep + HISTORY_SCHEMA).
 
 The tables are read by the store's own reader (local disk or any pyarrow filesystem: S3
 needs no DuckDB extension), which skips unreadable files and lists them in `skipped`, and
