@@ -11,6 +11,7 @@ import pytest
 
 from conftest import symsweep
 from orchestrator import QueryError, open_results
+from orchestrator.store import HISTORY_SCHEMA
 
 SYN = """
 name: syn
@@ -102,7 +103,7 @@ def test_bad_sql_and_unknown_tables_fail_with_one_line_listing_the_tables(result
         assert res.stdout == "" and res.stderr.count("\n") == 1, res.stderr  # one line, no traceback
         assert message in res.stderr, res.stderr
         assert "available tables: runs(run_id, sweep, task" in res.stderr
-        assert "history(sweep, run_id, step, metric, value)" in res.stderr
+        assert f"history(sweep, {', '.join(HISTORY_SCHEMA.names)})" in res.stderr
         assert "summary(sweep, steps, n, loss_mean, loss_std)" in res.stderr
     res = symsweep("query", "SELECT 1", "--results", str(results / "syn" / "runs"))
     assert res.returncode == 2 and "is neither a sweep folder (no spec.yaml) nor a results root" in res.stderr
