@@ -86,7 +86,11 @@ def advice_line(runs) -> str | None:
     `device`), or None when no run used a GPU."""
     if runs is None or runs.empty or "peak_gpu_mem_mb" not in runs:
         return None
-    used = runs.dropna(subset=["peak_gpu_mem_mb"])
+    # a batched run (vectorized seeds) has its batch's peak instead: a trial holds the batch
+    peaks = runs["peak_gpu_mem_mb"]
+    if "batch_peak_gpu_mem_mb" in runs:
+        peaks = peaks.fillna(runs["batch_peak_gpu_mem_mb"])
+    used = runs.assign(peak_gpu_mem_mb=peaks).dropna(subset=["peak_gpu_mem_mb"])
     if used.empty:
         return None
     peak = float(used["peak_gpu_mem_mb"].max())

@@ -69,6 +69,7 @@ RUN_COLUMNS = (
     "started_at", "finished_at", "duration_s", "batch_size_runs", "host", "device", "pid",
     "git_commit", "config_json", "peak_gpu_mem_mb", "gpu_mem_total_mb", "peak_rss_mb", "cuda_visible_devices",
     "history_rows", "artifact_bytes", "artifact_digests",
+    "batch_duration_s", "batch_peak_gpu_mem_mb", "batch_error", "cpu_model", "torch_threads", "blas", "blas_threads",
     "v_python", "v_symsweep", "v_torch", "v_numpy", "v_ray",
 )
 _concat = concat_tables  # the name query.py imported before the split

@@ -30,3 +30,10 @@ def test_the_readme_is_a_front_page():
         assert command in readme
     for page in ("docs/getting-started.md", "docs/specs.md", "docs/store.md", "docs/reproduction.md"):
         assert page in readme and (REPO / page).exists(), page
+
+
+def test_the_docs_home_page_is_the_readme_with_its_links_made_site_relative():
+    """docs/index.md is README.md for the site (links into docs/ made relative): they must not
+    drift, as they did once (the quickstart table was updated in one only)."""
+    readme = (REPO / "README.md").read_text().replace("](docs/", "](")
+    assert (REPO / "docs" / "index.md").read_text() == readme

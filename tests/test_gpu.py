@@ -43,6 +43,9 @@ def test_status_advice_reads_the_run_rows():
     assert "runs peak at 900 MB on cuda:NVIDIA H100 (81559 MB): about 52 trials fit" in line
     assert "resources.gpus: 0.0192" in line
     assert advice_line(pd.DataFrame({"peak_gpu_mem_mb": [None], "device": ["cpu:x86_64"]})) is None
+    # vectorized seeds: each row has the batch's peak, not one of its own; a trial holds the batch
+    batched = rows.assign(peak_gpu_mem_mb=[None, None, None], batch_peak_gpu_mem_mb=[3000.0, 3100.0, None])
+    assert "runs peak at 3100 MB" in advice_line(batched)
 
 
 def test_a_gpu_spec_without_cuda_runs_on_the_cpu_and_says_so_once(cli, tmp_path):
