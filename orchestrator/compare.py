@@ -51,9 +51,6 @@ from tasks.common.stats import (  # noqa: F401 - the shared rules, re-exported h
     varying_config_columns,
 )
 
-# The old name, for callers not yet moved to mean_ci (orchestrator/report.py): it was a
-# percentile bootstrap and is now the Student-t interval too, so every figure and table agrees.
-bootstrap_ci = mean_ci
 
 
 def _describe(values: pd.Series) -> dict[str, float]:

@@ -3,7 +3,7 @@
 The report holds the sweep's frozen spec, status counts (and failed runs), timing (total
 and mean run time, wall clock, per config, the slowest runs), the summary and comparison
 tables, the task's other aggregate tables, and figures: the task's own
-(aggregates/figures/*.png) plus each summary metric per config with its seeds and bootstrap
+(aggregates/figures/*.png) plus each summary metric per config with its seeds and Student-t
 CI, and, for a task that draws no figures, the mean history curves. report.html has inline CSS
 and the images embedded (base64), so it opens offline and survives being mailed around;
 report.md points at figures/ beside it.
@@ -24,7 +24,7 @@ import pyarrow.fs as pafs
 import yaml
 
 from orchestrator.aggregate import aggregate_sweep, mean_std
-from orchestrator.compare import bootstrap_ci, completed, format_comparison, varying_config_columns
+from orchestrator.compare import completed, format_comparison, mean_ci, varying_config_columns
 from orchestrator.query import BUILTIN, open_results
 from orchestrator.spec import resolve_task
 from orchestrator._fs import atomic_put, filesystem, parse_location
@@ -124,7 +124,7 @@ def _group_labels(done: pd.DataFrame, cols: list[str], sep: str = ", ") -> pd.Se
 
 
 def metrics_figure(done: pd.DataFrame, metrics: list[str]) -> bytes | None:
-    """Each metric per config: one dot per seed, mean with its 95% bootstrap CI."""
+    """Each metric per config: one dot per seed, mean with its 95% Student-t interval."""
     from matplotlib.figure import Figure  # the OO API: no pyplot, no global backend switch
     metrics = [m for m in metrics if f"metric_{m}" in done]
     if done.empty or not metrics:
@@ -137,7 +137,7 @@ def metrics_figure(done: pd.DataFrame, metrics: list[str]) -> bytes | None:
             v = pd.to_numeric(done.loc[labels == label, f"metric_{m}"], errors="coerce").dropna().to_numpy()
             ax.plot([i] * len(v), v, "o", color="#889", alpha=0.6, markersize=4)
             if len(v):
-                mean, (low, high) = v.mean(), bootstrap_ci(v)
+                mean, (low, high) = v.mean(), mean_ci(v)
                 yerr = [[mean - low], [high - mean]] if low == low else None  # no interval from one seed
                 ax.errorbar([i + 0.15], [mean], yerr=yerr, fmt="s", color="#c33", capsize=4)
         crowded = len(order) > 3
@@ -263,7 +263,7 @@ def results_section(tables: dict[str, pd.DataFrame]) -> Section:
         comp = tables.pop("comparison")
         s.blocks += [
             ("text", f"Comparison against the baseline {comp['axis'].iloc[0]}={comp['baseline'].iloc[0]}: mean "
-                     f"[95% bootstrap CI] (n), delta (relative), two-sided p-value of the named test "
+                     f"[95% Student-t interval] (n), delta (relative), two-sided p-value of the named test "
                      f"(wilcoxon: paired by seed; mannwhitneyu: unpaired)."),
             ("table", format_comparison(comp).astype(str))]
     for name, df in tables.items():
