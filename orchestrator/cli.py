@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tasks", help="list registered tasks and their parameters")
 
+    p = sub.add_parser("reproduce", help="the paper's reproduction table, computed from the results that exist")
+    p.add_argument("results", help="results root holding the sweeps (a folder or a URI)")
+    p.add_argument("--claims", default=None, help="claims file (default: the paper's, tasks/claims.yaml)")
+    p.add_argument("--out", default=None,
+                   help="write the table here (between the reproduce markers if the file has them)")
+
     p = sub.add_parser("data", help="download a dataset a task reads from --data-root (needs internet)")
     p.add_argument("name", nargs="?", help="dataset name (omit to list them)")
     p.add_argument("--dest", help="data root to download into")
@@ -350,6 +356,19 @@ def _loaded_tasks():
             print(f"warning: {exc}", file=sys.stderr)
 
 
+def _cmd_reproduce(args) -> int:
+    from orchestrator.reproduce import default_claims, evaluate, load_claims, write_table
+    claims = load_claims(args.claims or default_claims())
+    rows = evaluate(claims, args.results)
+    table = write_table(rows, args.out)
+    if args.out is None:
+        print(table, end="")
+    else:
+        counts = {v: sum(r.verdict == v for r in rows) for v in dict.fromkeys(r.verdict for r in rows)}
+        print(f"wrote {len(rows)} rows to {args.out}: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    return 0
+
+
 def _cmd_data(args) -> int:
     sources = {}
     for task_name, task in _loaded_tasks():
@@ -375,7 +394,7 @@ def _cmd_data(args) -> int:
 COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "status": _cmd_status, "compact": _cmd_compact,
             "export": _cmd_export,
             "aggregate": _cmd_aggregate, "query": _cmd_query, "report": _cmd_report, "tasks": _cmd_tasks,
-            "data": _cmd_data}
+            "data": _cmd_data, "reproduce": _cmd_reproduce}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -51,6 +51,12 @@ class ClusterError(SymsweepError):
     exit_code = 2
 
 
+class ClaimsError(SymsweepError):
+    """A claims file (`symsweep reproduce --claims`) cannot be used: one line names the entry."""
+
+    exit_code = 2
+
+
 class QueryError(SymsweepError):
     """A query over results failed: bad SQL, an unknown table or column, no results found."""
 

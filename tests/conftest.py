@@ -23,7 +23,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # messages and exit codes, without paying ~1-8 s of interpreter start-up and torch / sklearn /
 # matplotlib imports per call. Everything that starts Ray, is given its own environment, or
 # is asked for with `isolated=True` still runs as a real `python -m orchestrator.cli` process.
-_NO_PROCESS_COMMANDS = {"status", "query", "aggregate", "report", "compact", "tasks", "data", "export"}
+_NO_PROCESS_COMMANDS = {"status", "query", "aggregate", "report", "compact", "tasks", "data", "export", "reproduce"}
 
 
 def _in_process(args: tuple[str, ...], env: dict | None, isolated: bool) -> bool:
