@@ -146,7 +146,9 @@ def test_batched_runs_share_the_batch_time_and_record_its_memory_once(monkeypatc
     batch = runs["batch_duration_s"]
     assert (batch >= 0.3).all() and batch.max() - batch.min() < 0.05
     assert runs["duration_s"].sum() == pytest.approx(batch.max(), abs=1e-6)  # they add up to the batch
-    assert runs["duration_s"].min() == pytest.approx(batch.max() / 3, rel=0.1)
+    # each seed's share of the 0.3 s they trained together; what follows (writing each run's
+    # files, fsynced) is split among the seeds still waiting, so later ones get a little more
+    assert 0.3 / 3 * 0.95 <= runs["duration_s"].min() <= batch.max() / 3 + 1e-9
     assert runs["peak_gpu_mem_mb"].isna().all()  # no seed's own figure: the batch's, in its own column
     assert runs["batch_peak_gpu_mem_mb"].tolist() == [700.0, 700.0, 700.0]
 
