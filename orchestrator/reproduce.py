@@ -163,7 +163,7 @@ def evaluate(claims: list[Claim], results: str) -> list[Row]:
 def _evaluate_one(claim: Claim, spec: str, store) -> Row:
     runs = _restrict(store.read_runs(), claim.where)
     done = runs[runs["status"] == "completed"] if "status" in runs else runs
-    scale = _scale(done, claim.scale)
+    scale = _scale(done, claim.scale) + _progress(store, done, claim.where)
     if done.empty:
         return Row(claim, spec, NOT_RUN, "no completed runs yet", scale)
     if claim.options.get("step") is not None:
@@ -294,11 +294,25 @@ def _scale(done: pd.DataFrame, fields: tuple[str, ...]) -> str:
     for f in fields:
         col = f"cfg_{f}"
         if col in done:
-            values = sorted(done[col].astype(str).unique())
-            parts.append(f"{f} {', '.join(values[:4])}" + (" ..." if len(values) > 4 else ""))
+            values = sorted({str(v) for v in done[col].dropna()})
+            if values:
+                parts.append(f"{f} {', '.join(values[:4])}" + (" ..." if len(values) > 4 else ""))
     if "info_dataset_source" in done:
         parts.append(f"data {', '.join(sorted(done['info_dataset_source'].dropna().astype(str).unique()))}")
     return "; ".join(parts)
+
+
+def _progress(store, done: pd.DataFrame, where: Mapping[str, Any]) -> str:
+    """"; partial: N of M planned runs" while the sweep's frozen spec plans runs not done yet."""
+    from orchestrator.spec import expand, spec_from_dict
+    try:
+        planned = {r.run_id for r in expand(spec_from_dict(store.read_spec(), source=store.spec_shown))
+                   if all(str(r.config.get(k)) == str(v) for k, v in where.items())}
+    except Exception:  # noqa: BLE001 - a spec this version cannot plan: say nothing about progress
+        return ""
+    ids = set(done["run_id"]) if "run_id" in done else set()
+    have = len(ids & planned)
+    return f"; partial: {have} of {len(planned)} planned runs" if 0 < have < len(planned) else ""
 
 
 def _num(v: float, signed: bool = False) -> str:

@@ -178,3 +178,17 @@ def test_write_table_without_markers_writes_the_table_alone(tmp_path):
     out = tmp_path / "table.md"
     write_table(rows, str(out))
     assert out.read_text().startswith("| figure | claim (paper) |") and out.read_text().count("\n") == 2 + 4
+
+
+def test_a_real_sweep_with_a_failed_run_is_shown_as_partial(tmp_path, cli):
+    spec = tmp_path / "syn.yaml"
+    spec.write_text("name: syn\ntask: synthetic\nfixed: {fail_seeds: [1]}\naxes: {steps: [2, 8]}\nseeds: 3\n")
+    assert cli("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline").returncode == 1
+    claims = _claims(tmp_path, """
+    - {id: s, claim: more steps lower the loss, specs: [syn], rule: compare, metric: loss, axis: steps,
+       baseline: 2, better: lower, scale: [steps, sleep_s]}
+    """)
+    (row,) = evaluate(load_claims(claims), str(tmp_path / "res"))
+    assert row.scale.startswith("4 runs; 2 seeds; steps 2, 8; sleep_s 0.0") and row.scale.endswith(
+        "partial: 4 of 6 planned runs"), row.scale
+    assert row.verdict in ("reproduced", "partly", "not reproduced")
