@@ -192,36 +192,16 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def exclusive_create(location: Location, path: str, data: bytes, temp_dir: str) -> bool:
-    """Create `path` holding `data` only if it does not exist; False if it does.
-
-    Locally: write a temp file, then hard-link it into place (link fails if the name
-    exists), so the file appears whole or not at all. On S3: a conditional put
-    (If-None-Match: *). Elsewhere there is no atomic create: check, then put (say so).
-    """
-    if location.is_local:
-        os.makedirs(temp_dir, exist_ok=True)
-        tmp = os.path.join(temp_dir, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.link(tmp, path)
-            fsync_folder(os.path.dirname(path))
-            return True
-        except FileExistsError:
-            return False
-        except OSError as exc:
-            raise StoreError(describe_os_error(exc, path)) from None
-        finally:
-            _remove_quietly(tmp)
+def exclusive_create(location: Location, path: str, data: bytes) -> bool:
+    """Create `path` holding `data` only if it does not exist; False if it does. For object
+    stores (a local folder's lock is a kernel lock: orchestrator._lock). On S3: a conditional
+    put (If-None-Match: *). Elsewhere there is no atomic create: check, then put (say so)."""
     if location.scheme == "s3":
         return _s3_put_if_absent(location, path, data)
     fs = filesystem(location)
     if fs.get_file_info(path).type != pafs.FileType.NotFound:
         return False
-    atomic_put(fs, location, path, data, temp_dir)
+    atomic_put(fs, location, path, data, "")
     return True
 
 

@@ -124,7 +124,7 @@ class StoreLock:
     def _acquire_remote(self, me: dict, force: bool) -> dict:
         data = json.dumps(me).encode()
         for _ in range(3):
-            if exclusive_create(self.files.location, self.path, data, self.files.root):
+            if exclusive_create(self.files.location, self.path, data):
                 self._token = me["token"]
                 return {}
             holder, etag = self._read_remote()
@@ -190,7 +190,7 @@ class StoreLock:
             self.files.fs.delete_file(self.path)
         except FileNotFoundError:
             pass
-        return exclusive_create(self.files.location, self.path, data, self.files.root)
+        return exclusive_create(self.files.location, self.path, data)
 
     # ------------------------------------------------------------------ holder, release
     def holder(self) -> dict | None:
