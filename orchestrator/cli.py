@@ -40,6 +40,17 @@ def _whole_number(minimum: int):
     return parse
 
 
+def _seconds(text: str) -> float:
+    """An argparse type for `query --timeout`: seconds >= 0, or one line saying what is allowed."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 (0: no limit), got {text!r}")
+    return value
+
+
 def _add_exec_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=("ray", "inline"), default="ray",
                    help="ray: Ray Tune trials (default); inline: this process, no Ray (debugging)")
@@ -87,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results",
                    help="a sweep folder or a results root holding several sweeps (default: results)")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    p.add_argument("--limit", type=_whole_number(0), default=None, metavar="N",
+                   help="print at most N rows of each result, 0 for all (default: 1000 for table, all for csv/json)")
+    p.add_argument("--timeout", type=_seconds, default=300, metavar="SECONDS",
+                   help="stop a query that runs longer than this, exit 2; 0 for no limit (default: 300)")
 
     p = sub.add_parser("export", help="export a sweep to TensorBoard event files or into MLflow")
     p.add_argument("target", choices=("tensorboard", "mlflow"))
@@ -313,14 +328,21 @@ def _cmd_aggregate(args) -> int:
 
 
 def _cmd_query(args) -> int:
-    from orchestrator.query import format_result, open_results
-    with open_results(args.results) as results:
-        tables = results.sql_arrow_all(args.sql)
-        for path, err in results.skipped:
-            print(f"warning: skipped unreadable file {path} ({err})", file=sys.stderr)
-        shown = [t for t in tables if t is not None]
-        if shown:
-            print("\n\n".join(format_result(t, args.format) for t in shown))
+    try:
+        from orchestrator.query import TABLE_ROWS, format_shown, open_results
+        limit = args.limit if args.limit is not None else TABLE_ROWS if args.format == "table" else 0
+        with open_results(args.results, timeout_s=args.timeout) as results:
+            shown = [s for s in results.show_all(args.sql, args.format, limit or None) if s is not None]
+            for path, err in results.skipped:
+                print(f"warning: skipped unreadable file {path} ({err})", file=sys.stderr)
+            for i, result in enumerate(shown):
+                print(("\n" if i else "") + format_shown(result, args.format), flush=True)
+                if len(result.rows) < result.total:
+                    print(f"note: printed the first {len(result.rows)} of {result.total} rows "
+                          f"(--limit N for more, --limit 0 for all)", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:  # Ctrl-C: DuckDB was interrupted (orchestrator.query); one line, no traceback
+        print("symsweep: query interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -24,12 +24,23 @@ locked, so SQL can read these tables and nothing else: no file reads or writes (
 read_csv, ATTACH), no extension installs or loads. Temporary tables and views live in
 memory and vanish with the connection. Several statements separated by `;` run in order;
 `sql()` returns the last one's result, `symsweep query` prints every result.
+
+Queries run in a helper thread while this one waits: Ctrl-C (and `timeout_s`) then stop
+DuckDB at once through `interrupt()` (DuckDB itself notices a signal only now and then: a
+long join ran on for two minutes). Printing (`show_all`, `format_shown`) converts every
+value to text inside DuckDB, so every type prints in every format, infinity dates and
+non-UTF-8 blobs included, which Arrow -> pandas cannot represent.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
+import threading
+import time
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import duckdb
 import pandas as pd
@@ -41,6 +52,8 @@ from orchestrator.errors import QueryError, StoreUnavailableError
 from orchestrator.store import HISTORY, HISTORY_SCHEMA, RUN_COLUMNS, RUNS, SweepStore, _concat
 
 FORMATS = ("table", "csv", "json")
+TABLE_ROWS = 1000
+"""Rows `symsweep query --format table` prints unless --limit says otherwise (a terminal is no place for more)."""
 # Statement types whose result is a table of rows (the others: CREATE, DROP, SET, ...).
 ROW_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "RELATION", "EXECUTE", "SHOW", "DESCRIBE", "SUMMARIZE"}
 BUILTIN = (RUNS, HISTORY)
@@ -57,14 +70,27 @@ EMPTY = {
     RUNS: pa.schema([(c, _RUN_TYPES.get(c, pa.string())) for c in RUN_COLUMNS]),
     HISTORY: pa.schema([("sweep", pa.string()), *HISTORY_SCHEMA]),
 }
-# Read-only, no files, no network, no extensions; `lock_configuration` keeps SQL from undoing it.
+# Read-only, no files, no network, no extensions; `lock_configuration` (set by `_connect`, after
+# the time zone) keeps SQL from undoing it.
 LOCKED_CONFIG = {
     "enable_external_access": False,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
-    "lock_configuration": True,
 }
+T = TypeVar("T")
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that reads nothing but what is registered, with its settings locked.
+    Times with a zone are UTC, as the store writes them, so every machine prints the same."""
+    con = duckdb.connect(config=dict(LOCKED_CONFIG))
+    try:
+        con.execute("SET TimeZone = 'UTC'")  # needs ICU (built into the Python wheels); without it, UTC anyway
+    except duckdb.Error:
+        pass
+    con.execute("SET lock_configuration = true")
+    return con
 
 
 @dataclass(frozen=True)
@@ -137,8 +163,10 @@ class Results:
     >>> r.skipped                                 # (file, error) of unreadable files skipped
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, timeout_s: float | None = None):
         self.path = path
+        self.timeout_s = timeout_s or None
+        """Seconds a query may run before it is stopped with a QueryError (None: no limit)."""
         self.sweeps = find_sweeps(path)
         names = []
         if any(s.has_runs for s in self.sweeps):
@@ -153,7 +181,7 @@ class Results:
         self.table_names: list[str] = names + aggregates
         self.skipped: list[tuple[str, str]] = []
         """(path, error) of files that could not be read, over every query so far."""
-        self._con = duckdb.connect(config=dict(LOCKED_CONFIG))
+        self._con = _connect()
 
     def __repr__(self) -> str:
         return f"Results({self.path!r}: {len(self.sweeps)} sweeps, tables {', '.join(self.table_names) or 'none'})"
@@ -221,23 +249,67 @@ class Results:
 
     def sql_arrow_all(self, query: str) -> list[pa.Table | None]:
         """Every statement's result, in order (None for statements without rows: CREATE, SET...)."""
+        # DuckDB 2 renamed the table export (`.arrow()` now returns a reader); 1.x lacks the new name.
+        return self._each_statement(query, lambda rel: (getattr(rel, "to_arrow_table", None) or rel.arrow)())
+
+    def show_all(self, query: str, fmt: str = "table", limit: int | None = None) -> list["Shown | None"]:
+        """Every statement's result as text ready to print in `fmt` (see `format_shown`), at most
+        `limit` rows of each (None: all); None for statements without rows."""
+        _check_format(fmt)
+        return self._each_statement(query, lambda rel: _shown(rel, fmt, limit))
+
+    def _each_statement(self, query: str, result: Callable[[duckdb.DuckDBPyRelation], T]) -> list[T | None]:
+        """Run the statements of `query` in order; `result(relation)` of each that returns rows.
+        Each runs in a helper thread, stopped by Ctrl-C or when `timeout_s` has passed."""
         self._register(query)
-        out: list[pa.Table | None] = []
+        deadline = time.monotonic() + self.timeout_s if self.timeout_s else None
+        out: list[T | None] = []
         for statement, returns_rows in self.statements(query):
-            try:
+            def one(statement=statement, returns_rows=returns_rows) -> T | None:
                 rel = self._con.sql(statement)
-                if rel is None or not returns_rows:
-                    out.append(None)
-                    continue
-                # DuckDB 2 renamed the table export (`.arrow()` now returns a reader); 1.x lacks the new name.
-                export = getattr(rel, "to_arrow_table", None) or rel.arrow
-                out.append(export())
-            except duckdb.PermissionException as exc:
-                raise QueryError(f"{_first_line(exc)}: queries may read the sweep tables only (no files, "
-                                 f"no extensions, no settings)") from None
-            except duckdb.Error as exc:
-                raise QueryError(f"{_first_line(exc)}; available tables: {self.describe_tables()}") from None
+                return None if rel is None or not returns_rows else result(rel)
+            out.append(self._interruptible(one, deadline))
         return out
+
+    def _interruptible(self, fn: Callable[[], T], deadline: float | None) -> T:
+        """`fn()` (DuckDB work) in a helper thread; this thread waits, so Ctrl-C lands here at
+        once and interrupts DuckDB, and so does the deadline. DuckDB errors become QueryError."""
+        box: dict = {}
+        done = threading.Event()  # not Thread.join: before Python 3.13 a join cut short by Ctrl-C marks the thread ended
+
+        def work() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="symsweep-query", daemon=True).start()
+        try:
+            finished = done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except KeyboardInterrupt:
+            self._stop(done)
+            raise
+        if not finished:
+            self._stop(done)
+            raise QueryError(f"query stopped after {self.timeout_s:g} s (--timeout {self.timeout_s:g}; "
+                             f"--timeout 0 for no limit)")
+        exc = box.get("error")
+        if isinstance(exc, duckdb.PermissionException):
+            raise QueryError(f"{_first_line(exc)}: queries may read the sweep tables only (no files, "
+                             f"no extensions, no settings)") from None
+        if isinstance(exc, duckdb.Error):
+            raise QueryError(f"{_first_line(exc)}; available tables: {self.describe_tables()}") from None
+        if exc is not None:
+            raise exc
+        return box["value"]
+
+    def _stop(self, done: threading.Event) -> None:
+        """Interrupt the running query and let DuckDB unwind (it takes milliseconds), so that
+        the connection is free again."""
+        self._con.interrupt()
+        done.wait(5)
 
     def sql_arrow(self, query: str) -> pa.Table:
         results = self.sql_arrow_all(query)
@@ -267,9 +339,10 @@ class Results:
         return self.table(name).to_pandas()
 
 
-def open_results(path: str) -> Results:
-    """Open a sweep folder or a results root for SQL and DataFrames (see `Results`)."""
-    return Results(path)
+def open_results(path: str, timeout_s: float | None = None) -> Results:
+    """Open a sweep folder or a results root for SQL and DataFrames (see `Results`); a query
+    that runs longer than `timeout_s` seconds is stopped with a QueryError."""
+    return Results(path, timeout_s)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -277,16 +350,106 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------- printing
-def format_result(table: pa.Table, fmt: str = "table") -> str:
-    """A query result as an aligned table, CSV or a JSON array of records."""
+# Values are turned into text by DuckDB itself, before anything reaches Python: Arrow and
+# pandas cannot hold infinity dates, years past 9999, nanosecond times, unions, or tell a
+# uhugeint from a negative number, and JSON has no NaN. Table and CSV get DuckDB's text
+# (floats: NaN, inf, -inf); JSON gets DuckDB's to_json with NaN / Infinity / -Infinity as
+# strings. _RESULT names the result inside the converting query; its columns are renamed
+# c0, c1, ... by position, so duplicate or odd column names need no quoting.
+_RESULT = "symsweep_result"
+_JSON_NUMBER_WORD = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A result ready to print: its column names and each value as text (JSON text for
+    `json`; None is NULL), at most the rows asked for, and how many rows it has."""
+
+    columns: list[str]
+    rows: list[tuple]
+    total: int
+
+
+def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise QueryError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
-    df = table.to_pandas()
-    if fmt == "csv":
-        return df.to_csv(index=False).rstrip("\n")
+
+
+def _as_text(column: str, kind: duckdb.typing.DuckDBPyType, fmt: str) -> str:
+    """SQL turning one column into its printed form."""
     if fmt == "json":
-        # via pandas for ISO timestamps and NaN -> null; re-dumped to drop its escaped slashes
-        return json.dumps(json.loads(df.to_json(orient="records", date_format="iso")))
-    if df.empty:
-        return "  ".join(df.columns) + "\n(0 rows)"
-    return df.to_string(index=False, na_rep="NULL")
+        return f"CAST(to_json({column}) AS VARCHAR)"
+    if getattr(kind, "id", str(kind).lower()) in ("float", "double"):
+        return (f"CASE WHEN isnan({column}) THEN 'NaN' WHEN isinf({column}) THEN "
+                f"CASE WHEN {column} > 0 THEN 'inf' ELSE '-inf' END ELSE CAST({column} AS VARCHAR) END")
+    return f"CAST({column} AS VARCHAR)"
+
+
+def _shown(rel: duckdb.DuckDBPyRelation, fmt: str, limit: int | None) -> Shown:
+    names = [f"c{i}" for i in range(len(rel.columns))]
+    select = ", ".join(_as_text(n, k, fmt) for n, k in zip(names, rel.types))
+    sql = f"SELECT {select} FROM {_RESULT} AS {_RESULT}({', '.join(names)})"
+    try:
+        rows = rel.query(_RESULT, sql + (f" LIMIT {limit + 1}" if limit else "")).fetchall()
+        total = len(rows)
+        if limit and total > limit:
+            rows = rows[:limit]
+            total = rel.query(_RESULT, f"SELECT count(*) FROM {_RESULT}").fetchall()[0][0]
+    except duckdb.InterruptException:
+        raise
+    except duckdb.Error as exc:
+        types = ", ".join(f"{c} {k}" for c, k in zip(rel.columns, rel.types))
+        raise QueryError(f"cannot print this result as {fmt} ({types}): {_first_line(exc)}") from None
+    if fmt == "json":
+        rows = [tuple(_json_numbers(v) for v in row) for row in rows]
+    return Shown(list(rel.columns), rows, total)
+
+
+def _json_numbers(value: str | None) -> str | None:
+    """JSON text with DuckDB's bare NaN / Infinity / -Infinity (not JSON) quoted as strings."""
+    if value is None or not ("NaN" in value or "Infinity" in value):
+        return value
+    return _JSON_NUMBER_WORD.sub(lambda m: m.group(0) if m.group(0).startswith('"') else f'"{m.group(0)}"', value)
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Column names made unique for JSON keys: a, a_1, a_2, ... (skipping names the result has)."""
+    taken, out = set(names), []
+    for i, name in enumerate(names):
+        new, k = name, 0
+        while new in out or (new != name and new in taken):
+            k += 1
+            new = f"{name}_{k}"
+        out.append(new)
+    return out
+
+
+def format_shown(shown: Shown, fmt: str = "table") -> str:
+    """A shown result as right-aligned columns (NULL for missing values), CSV (a header line,
+    then the rows; NULL is empty) or one JSON array of records (duplicate names made unique)."""
+    _check_format(fmt)
+    if fmt == "json":
+        keys = [json.dumps(k) for k in _unique(shown.columns)]
+        return "[" + ", ".join("{" + ", ".join(f"{k}: {'null' if v is None else v}" for k, v in zip(keys, row))
+                               + "}" for row in shown.rows) + "]"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(shown.columns)
+        writer.writerows(["" if v is None else v for v in row] for row in shown.rows)
+        return out.getvalue().rstrip("\n")
+    if not shown.rows:
+        return "  ".join(shown.columns) + "\n(0 rows)"
+    cells = [["NULL" if v is None else v.replace("\n", "\\n") for v in row] for row in shown.rows]
+    widths = [max(len(name), *(len(row[i]) for row in cells)) for i, name in enumerate(shown.columns)]
+    return "\n".join("  ".join(v.rjust(w) for v, w in zip(line, widths)) for line in [shown.columns, *cells])
+
+
+def format_result(table: pa.Table, fmt: str = "table") -> str:
+    """An Arrow table as `format_shown` prints it (aligned table, CSV or JSON records)."""
+    _check_format(fmt)
+    con = _connect()
+    try:
+        return format_shown(_shown(con.from_arrow(table), fmt, None), fmt)
+    finally:
+        con.close()

@@ -1,7 +1,10 @@
 """`symsweep query` and the notebook API: SQL over the Parquet tables, in place, across sweeps."""
 from __future__ import annotations
 
+import csv
+import io
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import duckdb
 from conftest import symsweep
 from orchestrator import QueryError, open_results
 from orchestrator.store import HISTORY_SCHEMA
@@ -187,3 +191,163 @@ def test_a_table_with_no_readable_file_is_empty_with_its_documented_columns(tmp_
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == ",".join(["sweep", *HISTORY_SCHEMA.names])
     assert f"warning: skipped unreadable file {bad}" in res.stderr
+
+
+# ----------------------------------------------------------------------------- printing every type
+
+# Every DuckDB type, special values included: (SQL, as table and CSV print it, as JSON prints it).
+# None: NULL (table: NULL, CSV: empty). Times with a zone print in UTC.
+TYPES = [
+    ("true", "true", "true"),
+    ("-7::TINYINT", "-7", "-7"),
+    ("-300::SMALLINT", "-300", "-300"),
+    ("-70000::INTEGER", "-70000", "-70000"),
+    ("-5000000000::BIGINT", "-5000000000", "-5000000000"),
+    ("170141183460469231731687303715884105727::HUGEINT", "170141183460469231731687303715884105727",
+     "170141183460469231731687303715884105727"),
+    ("255::UTINYINT", "255", "255"),
+    ("65535::USMALLINT", "65535", "65535"),
+    ("4294967295::UINTEGER", "4294967295", "4294967295"),
+    ("18446744073709551615::UBIGINT", "18446744073709551615", "18446744073709551615"),
+    ("340282366920938463463374607431768211455::UHUGEINT", "340282366920938463463374607431768211455",
+     "340282366920938463463374607431768211455"),
+    ("0.5::FLOAT", "0.5", "0.5"),
+    ("0.1::DOUBLE", "0.1", "0.1"),
+    ("'nan'::DOUBLE", "NaN", '"NaN"'),
+    ("'nan'::FLOAT", "NaN", '"NaN"'),
+    ("'inf'::DOUBLE", "inf", '"Infinity"'),
+    ("'-inf'::FLOAT", "-inf", '"-Infinity"'),
+    ("1.23::DECIMAL(10, 2)", "1.23", "1.23"),
+    ("12345678901234567890123456789.123456789::DECIMAL(38, 9)", "12345678901234567890123456789.123456789",
+     "12345678901234567890123456789.123456789"),
+    ("'héllo, \"world\"'", 'héllo, "world"', '"héllo, \\"world\\""'),
+    ("'\\xFF\\x00'::BLOB", "\\xFF\\x00", '"\\\\xFF\\\\x00"'),
+    ("'abc'::BLOB", "abc", '"abc"'),
+    ("DATE '2024-01-02'", "2024-01-02", '"2024-01-02"'),
+    ("DATE '99999-01-01'", "99999-01-01", '"99999-01-01"'),
+    ("'infinity'::DATE", "infinity", '"infinity"'),
+    ("'-infinity'::DATE", "-infinity", '"-infinity"'),
+    ("TIME '12:34:56'", "12:34:56", '"12:34:56"'),
+    ("'12:00:00.123456789'::TIME_NS", "12:00:00.123456789", '"12:00:00.123456789"'),
+    ("'12:00:00+02'::TIMETZ", "12:00:00+02", '"12:00:00+02"'),
+    ("TIMESTAMP '2024-01-02 03:04:05'", "2024-01-02 03:04:05", '"2024-01-02 03:04:05"'),
+    ("'infinity'::TIMESTAMP", "infinity", '"infinity"'),
+    ("'-infinity'::TIMESTAMP", "-infinity", '"-infinity"'),
+    ("TIMESTAMPTZ '2024-01-02 03:04:05+02'", "2024-01-02 01:04:05+00", '"2024-01-02 01:04:05+00"'),
+    ("'infinity'::TIMESTAMPTZ", "infinity", '"infinity"'),
+    ("'2024-01-02 03:04:05'::TIMESTAMP_S", "2024-01-02 03:04:05", '"2024-01-02 03:04:05"'),
+    ("'2024-01-02 03:04:05.123'::TIMESTAMP_MS", "2024-01-02 03:04:05.123", '"2024-01-02 03:04:05.123"'),
+    ("'2024-01-02 03:04:05.123456789'::TIMESTAMP_NS", "2024-01-02 03:04:05.123456789",
+     '"2024-01-02 03:04:05.123456789"'),
+    ("INTERVAL '1 year 2 months 3 days 04:05:06.5'", "1 year 2 months 3 days 04:05:06.5",
+     '"1 year 2 months 3 days 04:05:06.5"'),
+    ("'5a1f7d3e-9c1b-4e2a-8f00-0123456789ab'::UUID", "5a1f7d3e-9c1b-4e2a-8f00-0123456789ab",
+     '"5a1f7d3e-9c1b-4e2a-8f00-0123456789ab"'),
+    ("'0101'::BIT", "0101", '"0101"'),
+    ("'b'::ENUM('a', 'b')", "b", '"b"'),
+    ("[1, NULL, 3]", "[1, NULL, 3]", "[1,null,3]"),
+    ("['x', 'y']", "[x, y]", '["x","y"]'),
+    ("['nan'::DOUBLE, 'inf', '-inf']", "[nan, inf, -inf]", '["NaN","Infinity","-Infinity"]'),
+    ("{'a': 1, 'd': 'infinity'::DATE}", "{'a': 1, 'd': infinity}", '{"a":1,"d":"infinity"}'),
+    ("MAP {'k': 1}", "{k=1}", '{"k":1}'),
+    ("union_value(num := 2)::UNION(num INTEGER, str VARCHAR)", "2", '{"num":2}'),
+    ("[1, 2]::INTEGER[2]", "[1, 2]", "[1,2]"),
+    ("'{\"a\": [1, 2]}'::JSON", '{"a": [1, 2]}', '{"a":[1,2]}'),
+    ("12345678901234567890123456789::VARINT", "12345678901234567890123456789", "12345678901234567890123456789"),
+    ("42::VARIANT", "42", "42"),
+    ("'POINT(1 2)'::GEOMETRY", "POINT (1 2)", '"POINT (1 2)"'),
+    ("NULL", None, "null"),
+    ("NULL::DATE", None, "null"),
+]
+
+
+@pytest.fixture(scope="module")
+def no_tables(tmp_path_factory) -> Path:
+    """A sweep folder with no runs yet: enough to ask DuckDB about literals."""
+    folder = tmp_path_factory.mktemp("empty") / "sweep"
+    folder.mkdir()
+    (folder / "spec.yaml").write_text("name: sweep\n")
+    return folder
+
+
+def _strict_json(text: str):
+    """json.loads that refuses NaN / Infinity, which are not JSON."""
+    def refuse(word):
+        raise ValueError(f"not JSON: {word}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+@pytest.mark.parametrize("sql,text,as_json", TYPES, ids=[t[0] for t in TYPES])
+def test_every_duckdb_type_prints_in_every_format(no_tables, sql, text, as_json, fmt):
+    try:
+        duckdb.sql(f"SELECT {sql}")
+    except duckdb.Error as exc:  # a type that this DuckDB version does not have
+        pytest.skip(f"{sql}: {exc}")
+    res = symsweep("query", f"SELECT {sql} AS x", "--results", str(no_tables), "--format", fmt)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    if fmt == "table":
+        assert [line.strip() for line in res.stdout.splitlines()] == ["x", "NULL" if text is None else text]
+    elif fmt == "csv":
+        assert list(csv.reader(io.StringIO(res.stdout))) == [["x"], ["" if text is None else text]]
+    else:
+        assert res.stdout.strip() == '[{"x": ' + as_json + '}]'
+        _strict_json(res.stdout)
+
+
+def test_duplicate_column_names_print_in_every_format(no_tables):
+    sql = "SELECT 1 AS a, 2 AS a, 3 AS a_1"
+    table = symsweep("query", sql, "--results", str(no_tables))
+    assert table.returncode == 0 and _rows(table.stdout) == [["1", "2", "3"]]
+    assert table.stdout.split()[:3] == ["a", "a", "a_1"]
+    csv_ = symsweep("query", sql, "--results", str(no_tables), "--format", "csv")
+    assert csv_.stdout.splitlines() == ["a,a,a_1", "1,2,3"]
+    js = symsweep("query", sql, "--results", str(no_tables), "--format", "json")
+    assert js.returncode == 0, js.stderr
+    assert _strict_json(js.stdout) == [{"a": 1, "a_2": 2, "a_1": 3}]  # made unique: a_1 is taken
+
+
+def test_nan_and_infinity_are_not_null(no_tables):
+    sql = "SELECT * FROM (VALUES (1, 'nan'::DOUBLE), (2, NULL), (3, 'inf'), (4, '-inf'), (5, 1.5)) t(i, v) ORDER BY i"
+    table = symsweep("query", sql, "--results", str(no_tables))
+    assert _rows(table.stdout) == [["1", "NaN"], ["2", "NULL"], ["3", "inf"], ["4", "-inf"], ["5", "1.5"]]
+    csv_ = symsweep("query", sql, "--results", str(no_tables), "--format", "csv")
+    assert csv_.stdout.splitlines() == ["i,v", "1,NaN", "2,", "3,inf", "4,-inf", "5,1.5"]
+    js = symsweep("query", sql, "--results", str(no_tables), "--format", "json")
+    assert [r["v"] for r in _strict_json(js.stdout)] == ["NaN", None, "Infinity", "-Infinity", 1.5]
+    assert pd.Series([r["v"] for r in _strict_json(js.stdout)], dtype=float).isna().tolist() == [
+        True, True, False, False, False]  # the strings read back as floats
+
+
+def test_a_table_prints_1000_rows_unless_told_and_says_how_many_were_left_out(no_tables):
+    sql = "SELECT range AS i FROM range(2500)"
+    res = symsweep("query", sql, "--results", str(no_tables))
+    assert res.returncode == 0
+    assert res.stdout.split() == ["i", *map(str, range(1000))]
+    assert res.stderr.splitlines() == ["note: printed the first 1000 of 2500 rows (--limit N for more, "
+                                       "--limit 0 for all)"]
+    every = symsweep("query", sql, "--results", str(no_tables), "--limit", "0")
+    assert every.stdout.split() == ["i", *map(str, range(2500))] and every.stderr == ""
+    assert symsweep("query", sql, "--results", str(no_tables), "--format", "csv").stdout.count("\n") == 2501
+    js = symsweep("query", sql, "--results", str(no_tables), "--format", "json", "--limit", "3")
+    assert _strict_json(js.stdout) == [{"i": 0}, {"i": 1}, {"i": 2}] and "first 3 of 2500 rows" in js.stderr
+    exact = symsweep("query", "SELECT 1 AS i UNION ALL SELECT 2", "--results", str(no_tables), "--limit", "2")
+    assert exact.stdout.split() == ["i", "1", "2"] and exact.stderr == ""
+    bad = symsweep("query", sql, "--results", str(no_tables), "--limit", "-1")
+    assert bad.returncode == 2 and "expected a whole number >= 0, got -1" in bad.stderr
+
+
+def test_a_runaway_query_stops_at_its_timeout_in_one_line(no_tables):
+    endless = "SELECT count(*) FROM range(1000000) a, range(1000000) b WHERE a.range + b.range = 7"
+    started = time.monotonic()
+    res = symsweep("query", endless, "--results", str(no_tables), "--timeout", "1")
+    assert time.monotonic() - started < 10
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.splitlines() == ["symsweep: error: query stopped after 1 s (--timeout 1; --timeout 0 for "
+                                       "no limit)"]
+    bad = symsweep("query", "SELECT 1", "--results", str(no_tables), "--timeout", "soon")
+    assert bad.returncode == 2 and "expected seconds >= 0 (0: no limit), got 'soon'" in bad.stderr
+    with open_results(str(no_tables), timeout_s=0.5) as r:
+        with pytest.raises(QueryError, match=r"query stopped after 0.5 s"):
+            r.sql(endless)
+        assert r.sql("SELECT 42 AS x")["x"].tolist() == [42]  # the connection still answers
