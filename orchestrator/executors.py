@@ -113,6 +113,9 @@ class RayExecutor:
         # Tune's per-trial CSV/JSON/TensorBoard loggers cost time and are not our record.
         os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        # Ctrl-C must end the driver (exit 130, Ray stopped by close()); Tune's own handler
+        # would turn it into a graceful stop that returns normally, reported as "pending" (exit 1)
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         if self.address:
             _check_reachable(self.address)
             _pick_up_auth_token()

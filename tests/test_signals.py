@@ -29,20 +29,27 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("RAY_ADDRESS", None)
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=REPO, env=full_env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            preexec_fn=_default_sigint)
+def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
+    """`symsweep ARGS` in a session of its own, its output in tmp_path/stdout and stderr: files,
+    not pipes, so that the time it takes to exit is the driver's own (Ray's processes, still
+    ending after it, hold inherited pipes open)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
+        return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=REPO, env=env,
+                                stdout=out, stderr=err, start_new_session=True, preexec_fn=_default_sigint)
 
 
-def _ctrl_c(proc: subprocess.Popen, timeout_s: float = 60) -> tuple[str, str, float]:
-    """SIGINT to the process group (what Ctrl-C does); (stdout, stderr, seconds until it exited)."""
+def _output(tmp_path: Path) -> tuple[str, str]:
+    return (tmp_path / "stdout").read_text(), (tmp_path / "stderr").read_text()
+
+
+def _ctrl_c(proc: subprocess.Popen, timeout_s: float = 60) -> float:
+    """SIGINT to the process group (what Ctrl-C does); the seconds until the process exited."""
     sent = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=timeout_s)
-    return out, err, time.monotonic() - sent
+    proc.wait(timeout=timeout_s)
+    return time.monotonic() - sent
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -51,8 +58,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    if proc.poll() is None:
-        proc.communicate(timeout=30)
+    proc.wait(timeout=30)
 
 
 def _threads(pid: int) -> int:
@@ -69,17 +75,57 @@ def test_ctrl_c_stops_a_running_query_within_seconds_in_one_line(tmp_path):
     folder = tmp_path / "sweep"
     folder.mkdir()
     (folder / "spec.yaml").write_text("name: sweep\n")
-    proc = _start("query", ENDLESS, "--results", str(folder), "--timeout", "0")
+    proc = _start(tmp_path, "query", ENDLESS, "--results", str(folder), "--timeout", "0")
     try:
         # DuckDB starts its thread pool when the connection opens, just before the query runs
         deadline = time.monotonic() + 60
         while _threads(proc.pid) < 4 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         time.sleep(1.0)
-        assert proc.poll() is None, proc.communicate()
-        out, err, took = _ctrl_c(proc)
+        assert proc.poll() is None, _output(tmp_path)
+        took = _ctrl_c(proc)
     finally:
         _kill_group(proc)
+    out, err = _output(tmp_path)
     assert proc.returncode == 130, err
     assert out == "" and err.splitlines() == ["symsweep: query interrupted"], err
     assert took < 5, f"exited {took:.1f} s after Ctrl-C"
+
+
+# ----------------------------------------------------------------------------- a driver mid-sweep
+
+SLOW = """
+name: syn
+task: synthetic
+fixed: {sleep_s: 0.4}
+axes: {steps: [5, 10]}
+seeds: 8
+runs_per_trial: 2
+"""
+
+
+@pytest.mark.parametrize("executor", ["inline", "ray"])
+def test_ctrl_c_stops_a_driver_mid_sweep_with_130_and_resume_runs_every_run_once(tmp_path, executor):
+    spec = tmp_path / "syn.yaml"
+    spec.write_text(SLOW)
+    sweep = tmp_path / "res" / "syn"
+    args = ("run", str(spec), "--results", str(tmp_path / "res"), "--executor", executor, "--num-cpus", "2")
+    proc = _start(tmp_path, *args)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (sweep / "runs").is_dir() and len(ledger(sweep)) >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, _output(tmp_path)
+        took = _ctrl_c(proc)
+    finally:
+        _kill_group(proc)
+    out, err = _output(tmp_path)
+    assert proc.returncode == 130, (out, err)
+    assert err.strip().splitlines()[-1].startswith("symsweep: interrupted;") and "Traceback" not in err, err
+    assert took < 10, f"exited {took:.1f} s after Ctrl-C"
+    assert 2 <= len(ledger(sweep)) < 16  # stopped mid-sweep
+    again = symsweep(*args)
+    assert again.returncode == 0, again.stderr
+    assert_ran_once(sweep, 16)
