@@ -17,7 +17,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import yaml
 
@@ -154,6 +154,15 @@ MAX_NAME_LENGTH = 100
 MAX_SEED = 2**32 - 1
 DEFAULT_MAX_RUNS = 1_000_000
 RESOURCE_KEYS = ("cpus", "gpus")
+# What a spec may be. A sweep spec is a few hundred bytes; these bounds only stop files that no
+# one writes by hand (a generated 50 MB seed list, a "billion laughs"), and stop them at once.
+MAX_SPEC_BYTES = 1_000_000
+"""A spec file may be at most 1 MB."""
+MAX_ALIAS_VALUES = 1_000_000
+"""Aliases (`*name`) may add at most this many values to a spec (a few aliases repeating one
+another 9-fold make 9^10 values out of 20 lines)."""
+MAX_DEPTH = 64
+"""Lists and mappings may be nested at most this deep (a spec needs 4 or 5 levels)."""
 
 # ----------------------------------------------------------------------------- loading
 
@@ -164,20 +173,45 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
     if not path.is_file():
         raise SpecError(f"spec file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(yaml_error_line(str(path), exc)) from None
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)  # never more: a 50 MB file is refused unread
+    except OSError as exc:
         raise SpecError(f"{path}: cannot read the spec: {exc}") from None
-    return spec_from_dict(raw, overrides, source=str(path))
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: the spec file is larger than {MAX_SPEC_BYTES:,} bytes; a spec may be at most "
+                        f"{MAX_SPEC_BYTES:,} bytes (1 MB): write seeds as a count, not a list")
+    return spec_from_dict(load_yaml(data, str(path)), overrides, source=str(path))
+
+
+def load_yaml(text: str | bytes, source: str) -> Any:
+    """One YAML document, read by `SpecLoader`: any problem is a SpecError of one line that
+    starts with `source:line:column:`."""
+    try:
+        return yaml.load(text, Loader=SpecLoader)
+    except _Refused as exc:
+        mark = exc.problem_mark
+        raise SpecError(f"{source}:{mark.line + 1}:{mark.column + 1}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        if "nesting depth" in str(getattr(exc, "problem", "")):  # libyaml's own limit (1000 levels)
+            mark = exc.problem_mark
+            raise SpecError(f"{source}:{mark.line + 1}:{mark.column + 1}: {_TOO_DEEP}") from None
+        raise SpecError(yaml_error_line(source, exc)) from None
 
 
 def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec") -> SweepSpec:
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: a sweep spec must be a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
+    # A dict handed in (a frozen spec, the API) gets the checks a spec file gets from its loader,
+    # before it is copied: a shared or cyclic structure would expand without end in the copy.
+    overrides = [_parse_override(item) for item in overrides]
+    _check_seed_list(raw, overrides, source)
+    try:
+        check_structure(raw, _PLAIN_CONTAINERS, _plain_children)
+    except _Refused as exc:
+        raise SpecError(f"{source}: {exc.problem}") from None
     raw = _deep_copy(raw)
     _check_keys(raw, TOP_LEVEL_KEYS, source)
-    parameters = [kv for kv in map(_parse_override, overrides) if not _apply_spec_override(raw, *kv)]
+    parameters = [kv for kv in overrides if not _apply_spec_override(raw, *kv)]
     for key in ("name", "task"):
         if not isinstance(raw.get(key), str) or not raw.get(key):
             raise SpecError(f"{source}: '{key}' is required and must be a non-empty string")
@@ -206,7 +240,7 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
     axes: dict[str, tuple] = {}
     for k, values in axes_raw.items():
         if not isinstance(values, list) or not values:
-            raise SpecError(f"{source}: axis {k!r} must be a non-empty list of values, got {values!r}")
+            raise SpecError(f"{source}: axis {k!r} must be a non-empty list of values, got {_short(values)}")
         coerced = tuple(_coerce(f"axes.{k}[{i}]", v, hints[k]) for i, v in enumerate(values))
         if len(set(map(_canonical, coerced))) != len(coerced):
             raise SpecError(f"{source}: axis {k!r} repeats a value: {values!r}")
@@ -269,6 +303,140 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
         except SpecError as exc:
             raise SpecError(f"{source}: {exc}") from None
     return spec
+
+
+def _check_seed_list(raw: Mapping, overrides: Sequence[tuple[str, Any]], source: str) -> None:
+    """A seed list longer than max_runs is refused before it is copied or checked seed by seed
+    (two million seeds took seconds to refuse)."""
+    given = dict(overrides)
+    seeds = given.get("seeds", raw.get("seeds"))
+    max_runs = given.get("max_runs", raw.get("max_runs", DEFAULT_MAX_RUNS))
+    if isinstance(seeds, list) and type(max_runs) is int and len(seeds) > max_runs:
+        raise SpecError(f"{source}: seeds: a list of {len(seeds)} seeds plans more than max_runs = {max_runs} "
+                        f"runs; shrink it, or set max_runs (e.g. --set max_runs={len(seeds)}) if you mean it")
+
+
+# ----------------------------------------------------------------------------- YAML
+
+_TOO_DEEP = f"lists and mappings nested more than {MAX_DEPTH} levels deep; a spec may nest at most {MAX_DEPTH} levels"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """YAML that parses, but that no spec needs: refused before a single value is built."""
+
+    def __init__(self, problem: str, mark: Any = None):
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+def check_structure(root: Any, containers: tuple[type, ...], children: Callable[[Any], Sequence],
+                    visit: Callable[[Any], None] | None = None) -> None:
+    """Refuse a cycle, nesting deeper than MAX_DEPTH, and aliases that add more than
+    MAX_ALIAS_VALUES values, in one walk that visits each shared part once (so a billion laughs
+    costs its 20 lines, not its 9^10 values). `children(c)`: the items a container (an instance
+    of `containers`) holds. It serves YAML nodes (an alias is the node it names) and plain data
+    (an alias is the object it names) alike. `visit(container)` runs once per container.
+    Raises _Refused, with the item's `start_mark` when it has one."""
+    if not isinstance(root, containers):
+        return
+    expanded: dict[int, int] = {}  # id -> values in the container, every alias expanded
+    height: dict[int, int] = {}  # id -> levels of nesting in it
+    open_ids: set[int] = set()  # the containers being walked: the path from the root
+    distinct = 0  # values seen so far, each shared part once
+    stack: list[tuple[Any, int, list | None]] = [(root, 0, None)]
+    while stack:
+        item, scalars, inner = stack.pop()
+        key = id(item)
+        mark = getattr(item, "start_mark", None)
+        if inner is not None:  # closing: every container inside is counted
+            open_ids.discard(key)
+            size = 1 + scalars + sum(expanded[id(k)] for k in inner)
+            levels = 1 + max((height[id(k)] for k in inner), default=0)
+            # what aliases added is at least this item's expansion less every value seen so far
+            if size - distinct > MAX_ALIAS_VALUES:
+                raise _Refused(f"aliases expand this spec by more than {MAX_ALIAS_VALUES:,} values (a \"billion "
+                               f"laughs\"); aliases may add at most {MAX_ALIAS_VALUES:,} values", mark)
+            if levels > MAX_DEPTH:
+                raise _Refused(_TOO_DEEP, mark)
+            expanded[key], height[key] = size, levels
+            continue
+        if key in expanded:
+            continue  # a shared part, already counted
+        if key in open_ids:
+            raise _Refused("a list or mapping contains an alias of itself (a recursive structure); a spec "
+                           "holds no cycles", mark)
+        if visit is not None:
+            visit(item)
+        open_ids.add(key)
+        kids = children(item)
+        inner = [k for k in kids if isinstance(k, containers)]
+        distinct += 1 + len(kids) - len(inner)
+        stack.append((item, len(kids) - len(inner), inner))
+        stack.extend((k, 0, None) for k in inner)
+
+
+def _node_children(node: yaml.Node) -> Sequence:
+    return [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else node.value
+
+
+def _plain_children(value: Any) -> Sequence:
+    return [*value.keys(), *value.values()] if isinstance(value, dict) else value
+
+
+_NODE_CONTAINERS = (yaml.MappingNode, yaml.SequenceNode)
+_PLAIN_CONTAINERS = (dict, list, tuple)
+
+
+class _SpecLoading:
+    """What SpecLoader adds to yaml's safe loader: checks of the composed node graph."""
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        check_structure(node, _NODE_CONTAINERS, _node_children, self._check_keys_unique)
+        return self.construct_document(node)
+
+    def _check_keys_unique(self, node: yaml.Node) -> None:
+        """A key written twice in one mapping (two `name:` lines) is refused, naming both lines;
+        yaml would keep the last silently. Keys merged in with `<<:` may be overridden."""
+        if not isinstance(node, yaml.MappingNode):
+            return
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise _Refused(f"duplicate key {key!r} (first on line {seen[key] + 1}); a key may appear once in "
+                               f"a mapping", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # Only yaml's pure-Python composer calls this (libyaml stops at 1000 levels itself). It
+        # recurses once per level, and would end in a RecursionError near 1000.
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH + 1:  # + 1: the scalar at the bottom is a node too
+                raise _Refused(_TOO_DEEP, self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # Python parses at most 4300 digits
+            raise _Refused(f"an integer of {len(node.value)} digits; ints in a spec fit in 64 bits", node.start_mark
+                           ) from None
+
+
+class SpecLoader(_SpecLoading, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """yaml's safe loader (libyaml's, for its speed) that refuses duplicate keys, cycles, deep
+    nesting and alias bombs before it builds a value. `load_yaml` turns its errors into one line."""
+
+
+SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoading.construct_yaml_int)
 
 
 def parse_baseline(raw: Any, axes: Mapping[str, tuple], where: str = "spec: baseline") -> dict:
@@ -469,10 +637,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise SpecError(f"--set {item!r}: expected key=value")
     key, text = item.split("=", 1)
-    try:
-        return key.strip(), yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"--set {item!r}: value is not valid YAML: {yaml_error_line('value', exc)}") from None
+    return key.strip(), load_yaml(text, f"--set {key.strip()}")
 
 
 def _apply_spec_override(raw: dict, key: str, value: Any) -> bool:

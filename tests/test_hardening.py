@@ -412,3 +412,66 @@ def test_bad_command_line_options_stop_before_anything_is_written(tmp_path, args
     res = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline", *args)
     assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert not (tmp_path / "res").exists()
+
+
+# ----------------------------------------------------------------------------- hostile YAML
+
+
+def _laughs(indent: str = "") -> str:
+    """A "billion laughs": ten anchors, each a list of nine aliases of the one before (9^10 values)."""
+    lines = [f'{indent}a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"{indent}a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return "\n".join(lines) + "\n"
+
+
+def _refused(tmp_path: Path, text: str, *args: str) -> str:
+    """Run a spec that must be refused, in its own process with a coarse timeout (a regression
+    hangs for minutes; this guard fails it instead), and return the one line it printed."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(text)
+    res = symsweep("run", str(spec), *args, "--results", str(tmp_path / "res"), "--executor", "inline",
+                   isolated=True, timeout=60)
+    err = _one_line(res)
+    assert not (tmp_path / "res").exists()
+    return err
+
+
+@pytest.mark.parametrize("where", ["description", "smoke", "unknown"])
+def test_a_billion_laughs_spec_is_refused_in_one_line(tmp_path, where):
+    text = SYN + (f"{where}:\n" + _laughs("  ") if where != "unknown" else _laughs())
+    err = _refused(tmp_path, text)
+    assert "aliases" in err and "at most 1,000,000" in err, err
+
+
+def test_a_billion_laughs_override_is_refused_in_one_line(tmp_path):
+    items = ["&a0 [" + ", ".join(["lol"] * 9) + "]"]
+    items += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    err = _refused(tmp_path, SYN, "--set", f"description=[{', '.join(items)}]")
+    assert "--set" in err and "aliases" in err, err
+
+
+def test_a_recursive_alias_is_refused_in_one_line(tmp_path):
+    err = _refused(tmp_path, SYN + "description: &r [*r]\n")
+    assert f"{tmp_path / 's.yaml'}:8:14: " in err and "contains an alias of itself" in err, err
+
+
+def test_deep_nesting_is_refused_in_one_line(tmp_path):
+    for depth in (100, 50_000):  # under and over libyaml's own limit of 1000
+        err = _refused(tmp_path, SYN + "description: " + "[" * depth + "]" * depth + "\n")
+        assert "nested more than 64 levels deep" in err, err
+
+
+@pytest.mark.parametrize("text, line, key", [
+    ("name: syn\n" + SYN, 3, "name"),
+    (SYN.replace("fixed: {sleep_s: 0.0}", "fixed:\n  sleep_s: 0.0\n  lr: 0.1\n  sleep_s: 0.5"), 7, "sleep_s"),
+    (SYN + "resources: {cpus: 1, cpus: 2}\n", 8, "cpus"),
+])
+def test_a_duplicate_key_is_refused_naming_its_line(tmp_path, text, line, key):
+    err = _refused(tmp_path, text)
+    assert f"s.yaml:{line}:" in err and f"duplicate key {key!r}" in err, err
+
+
+def test_a_huge_spec_file_is_refused_before_it_is_parsed(tmp_path):
+    seeds = ", ".join(map(str, range(400_000)))  # ~3 MB on one line
+    err = _refused(tmp_path, SYN.replace("seeds: 3", f"seeds: [{seeds}]"))
+    assert "at most 1,000,000 bytes" in err, err

@@ -220,3 +220,91 @@ def test_adaptive_seeds_use_the_spec_baseline_and_their_own_key_keeps_working():
         spec_from_dict({**BASE, "seeds": own, "baseline": {"lr": 0.1}})
     with pytest.raises(SpecError, match=r"seeds.adaptive.baseline: lr=0.3 is not on the axis"):
         spec_from_dict({**BASE, "seeds": {"adaptive": {**adaptive["adaptive"], "baseline": {"lr": 0.3}}}})
+
+
+# ----------------------------------------------------------------------------- hostile input
+
+
+def test_shared_cyclic_or_deep_data_is_refused_before_it_is_copied():
+    """spec_from_dict takes plain data too (a frozen spec, the API): an alias bomb there is
+    objects shared many times, and copying it would expand them all."""
+    bomb = ["lol"] * 9
+    for _ in range(7):  # 9^8 = 43 million values, in 8 small lists
+        bomb = [bomb] * 9
+    with pytest.raises(SpecError, match=r"^spec: aliases expand this spec by more than 1,000,000 values"):
+        spec_from_dict({**BASE, "description": bomb})
+    cycle: list = []
+    cycle.append(cycle)
+    with pytest.raises(SpecError, match=r"^spec: a list or mapping contains an alias of itself"):
+        spec_from_dict({**BASE, "smoke": {"x": cycle}})
+    deep: list = []
+    for _ in range(2000):
+        deep = [deep]
+    with pytest.raises(SpecError, match=r"^spec: lists and mappings nested more than 64 levels deep"):
+        spec_from_dict({**BASE, "description": deep})
+    shared = [0.1, 0.2]  # sharing within the bound is fine (YAML aliases of a small block)
+    assert spec_from_dict({**BASE, "axes": {"lr": shared}, "smoke": {"lr": shared}}).axes["lr"] == (0.1, 0.2)
+
+
+def test_a_seed_list_longer_than_max_runs_is_refused_before_it_is_copied():
+    import time
+    start = time.perf_counter()
+    with pytest.raises(SpecError, match=r"seeds: a list of 2000000 seeds plans more than max_runs = 1000000 runs"):
+        spec_from_dict({**BASE, "seeds": list(range(2_000_000))})
+    with pytest.raises(SpecError, match=r"a list of 3 seeds plans more than max_runs = 2 runs"):
+        spec_from_dict(BASE, ["seeds=[1, 2, 3]", "max_runs=2"])
+    assert time.perf_counter() - start < 5  # coarse: copying and checking them took seconds
+
+
+def _python_loader():
+    """The loader as it is where libyaml is missing (yaml's pure-Python composer)."""
+    import yaml
+    from orchestrator.spec import _SpecLoading
+    loader = type("PySpecLoader", (_SpecLoading, yaml.SafeLoader), {})
+    loader.add_constructor("tag:yaml.org,2002:int", _SpecLoading.construct_yaml_int)
+    return loader
+
+
+@pytest.mark.parametrize("python", [False, True], ids=["libyaml", "python"])
+@pytest.mark.parametrize("text, message", [
+    ("a: " + "[" * 50_000 + "]" * 50_000, r":1:\d+: lists and mappings nested more than 64 levels deep"),
+    ("a: " + "[" * 65 + "]" * 65, r":1:\d+: lists and mappings nested more than 64 levels deep"),
+    ("a:\n" + "".join("  " * i + "b:\n" for i in range(1, 70)) + "  " * 70 + "c: 1\n",
+     r":\d+:\d+: lists and mappings nested more than 64"),
+    ("a: &r [1, *r]", r":1:4: a list or mapping contains an alias of itself"),
+    ("a: &r {b: *r}", r":1:4: a list or mapping contains an alias of itself"),
+    ("a: 1\nb: {c: 1, d: 2, c: 3}", r":2:17: duplicate key 'c' \(first on line 2\); a key may appear once"),
+    ("1: a\n0x1: b", r":2:1: duplicate key 1 \(first on line 1\)"),
+    ("a: 1" + "0" * 5000, r":1:4: an integer of 5001 digits; ints in a spec fit in 64 bits"),
+])
+def test_the_loader_refuses_what_no_spec_needs_naming_the_place(text, message, python, monkeypatch):
+    from orchestrator import spec as spec_module
+    if python:
+        monkeypatch.setattr(spec_module, "SpecLoader", _python_loader())
+    with pytest.raises(SpecError, match=r"^s\.yaml" + message) as info:
+        spec_module.load_yaml(text, "s.yaml")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("python", [False, True], ids=["libyaml", "python"])
+def test_the_loader_keeps_what_specs_do_write(python, monkeypatch):
+    from orchestrator import spec as spec_module
+    if python:
+        monkeypatch.setattr(spec_module, "SpecLoader", _python_loader())
+    text = ("base: &base {lr: 0.1, steps: 5}\n"
+            "fixed: {<<: *base, steps: 6}\n"  # a merged key may be overridden: that is what merges are for
+            "axes: {lr: &lrs [0.1, 0.2]}\n"
+            "smoke: {lr: *lrs}\n"
+            "deep: " + "[" * 63 + "]" * 63 + "\n")  # 64 levels, the spec included
+    data = spec_module.load_yaml(text, "s.yaml")
+    assert data["fixed"] == {"lr": 0.1, "steps": 6} and data["smoke"] == {"lr": [0.1, 0.2]}
+
+
+def test_a_spec_file_over_one_megabyte_is_refused_unread(tmp_path):
+    from orchestrator import load_spec
+    path = tmp_path / "big.yaml"
+    path.write_text("name: t\ntask: synthetic\n# " + "x" * 1_000_000 + "\n")
+    with pytest.raises(SpecError, match=r"the spec file is larger than 1,000,000 bytes; a spec may be at most"):
+        load_spec(path)
+    path.write_text("name: t\ntask: synthetic\nseeds: [" + ", ".join(map(str, range(100_000))) + "]\n")
+    assert len(load_spec(path).seeds) == 100_000  # 600 kB: allowed
