@@ -154,6 +154,8 @@ MAX_NAME_LENGTH = 100
 MAX_SEED = 2**32 - 1
 DEFAULT_MAX_RUNS = 1_000_000
 RESOURCE_KEYS = ("cpus", "gpus")
+# Config ints become int64 columns of the runs table: a larger one could never be stored.
+INT64_RANGE = (-(2**63), 2**63 - 1)
 # What a spec may be. A sweep spec is a few hundred bytes; these bounds only stop files that no
 # one writes by hand (a generated 50 MB seed list, a "billion laughs"), and stop them at once.
 MAX_SPEC_BYTES = 1_000_000
@@ -236,12 +238,13 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
     if both:
         raise SpecError(f"{source}: {both} set both in 'fixed' and in 'axes'; keep one")
 
-    fixed = {k: _coerce(f"fixed.{k}", v, hints[k]) for k, v in fixed.items()}
+    fixed = {k: _coerce(f"fixed.{k}", _in_range(task, k, v, f"fixed.{k}", source), hints[k]) for k, v in fixed.items()}
     axes: dict[str, tuple] = {}
     for k, values in axes_raw.items():
         if not isinstance(values, list) or not values:
             raise SpecError(f"{source}: axis {k!r} must be a non-empty list of values, got {_short(values)}")
-        coerced = tuple(_coerce(f"axes.{k}[{i}]", v, hints[k]) for i, v in enumerate(values))
+        coerced = tuple(_coerce(f"axes.{k}[{i}]", _in_range(task, k, v, f"axes.{k}[{i}]", source), hints[k])
+                        for i, v in enumerate(values))
         if len(set(map(_canonical, coerced))) != len(coerced):
             raise SpecError(f"{source}: axis {k!r} repeats a value: {values!r}")
         axes[k] = coerced
@@ -314,6 +317,18 @@ def _check_seed_list(raw: Mapping, overrides: Sequence[tuple[str, Any]], source:
     if isinstance(seeds, list) and type(max_runs) is int and len(seeds) > max_runs:
         raise SpecError(f"{source}: seeds: a list of {len(seeds)} seeds plans more than max_runs = {max_runs} "
                         f"runs; shrink it, or set max_runs (e.g. --set max_runs={len(seeds)}) if you mean it")
+
+
+def _in_range(task: task_registry.Task, key: str, value: Any, where: str, source: str) -> Any:
+    """`value` of parameter `key`, checked against the range the task declares for it
+    (`BUDGET_RANGES` of its config class: steps, epochs, batch sizes...). A budget no one can
+    mean (`steps: 99999999999999999999999`) would make a run that never ends."""
+    low, high = getattr(task.config_cls, "BUDGET_RANGES", {}).get(key, (None, None))
+    if low is not None and isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and not low <= value <= high:
+        raise SpecError(f"{source}: {where} = {value!r} is out of range: {key} must be >= {low:,} and <= {high:,} "
+                        f"(task {task.name!r})")
+    return value
 
 
 # ----------------------------------------------------------------------------- YAML
@@ -722,6 +737,9 @@ def _coerce(where: str, value: Any, tp: Any) -> Any:
         raise SpecError(f"{where}: expected true or false, got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
+                raise SpecError(f"{where}: {value!r} does not fit a 64-bit int (the runs table's columns are "
+                                f"int64): allowed from {INT64_RANGE[0]:,} to {INT64_RANGE[1]:,}")
             return value
         raise SpecError(f"{where}: expected an int, got {value!r}")
     if tp is float:

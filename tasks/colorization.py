@@ -77,6 +77,12 @@ class ColorizationConfig:
     split_seed: int = 0
     """Seed of the crops / subsets: the same for every run seed."""
 
+    # Budgets no one can mean (steps: 99999999999999999999999) are refused when a spec is read,
+    # naming the range. A class attribute, not a field: run ids hash the fields only.
+    BUDGET_RANGES = {"steps": (1, 10_000_000), "batch_size": (1, 65_536), "timesteps": (1, 100_000),
+                     "sample_steps": (1, 100_000), "train_limit": (1, 100_000_000), "test_limit": (1, 100_000_000),
+                     "n_train": (1, 10_000_000), "n_test": (1, 10_000_000), "image_size": (4, 4_096)}
+
     def __post_init__(self) -> None:
         if self.dataset not in ("celeba", "sample_images"):
             raise ValueError(f"dataset must be 'celeba' or 'sample_images', got {self.dataset!r}")

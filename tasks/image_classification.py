@@ -96,6 +96,12 @@ class ImageClassificationConfig:
     workers: int = 0
     """DataLoader worker processes for the file-based datasets."""
 
+    # Budgets no one can mean (steps: 99999999999999999999999) are refused when a spec is read,
+    # naming the range. A class attribute, not a field: run ids hash the fields only.
+    BUDGET_RANGES = {"epochs": (1, 10_000), "batch_size": (1, 65_536), "train_limit": (1, 100_000_000),
+                     "test_limit": (1, 100_000_000), "image_size": (1, 4_096), "expansion_factor": (1, 64),
+                     "workers": (0, 256)}
+
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset {self.dataset!r} unknown; available: {', '.join(DATASETS)}")

@@ -47,6 +47,10 @@ class IsingConfig:
     chunk_configs: int = 2 ** 18
     """Configurations per chunk of the exact enumeration (bounds memory)."""
 
+    # Budgets no one can mean (steps: 99999999999999999999999) are refused when a spec is read,
+    # naming the range. A class attribute, not a field: run ids hash the fields only.
+    BUDGET_RANGES = {"lattice_size": (2, 10_000), "n_samples": (1, 100_000_000), "chunk_configs": (1, 2**30)}
+
     def __post_init__(self) -> None:
         if self.lattice_size < 2:
             raise ValueError(f"lattice_size must be >= 2, got {self.lattice_size}")

@@ -32,6 +32,10 @@ class SyntheticConfig:
     diverge_seeds: tuple[int, ...] = ()
     """Seeds whose loss is made NaN (tests of `diverged` rows)."""
 
+    # Budgets no one can mean (steps: 99999999999999999999999) are refused when a spec is read,
+    # naming the range. A class attribute, not a field: run ids hash the fields only.
+    BUDGET_RANGES = {"steps": (1, 10_000_000), "n_samples": (1, 10_000_000), "n_features": (1, 100_000)}
+
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")

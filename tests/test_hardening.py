@@ -475,3 +475,19 @@ def test_a_huge_spec_file_is_refused_before_it_is_parsed(tmp_path):
     seeds = ", ".join(map(str, range(400_000)))  # ~3 MB on one line
     err = _refused(tmp_path, SYN.replace("seeds: 3", f"seeds: [{seeds}]"))
     assert "at most 1,000,000 bytes" in err, err
+
+
+@pytest.mark.parametrize("value, message", [
+    ("99999999999999999999999", "fixed.steps = 99999999999999999999999 is out of range: steps must be >= 1 "
+                                "and <= 10,000,000 (task 'synthetic')"),
+    ("[5, 100000000]", "axes.steps[1] = 100000000 is out of range: steps must be >= 1 and <= 10,000,000"),
+    ("1" + "0" * 5000, "integer of 5001 digits"),
+])
+def test_a_budget_nobody_can_mean_is_refused_in_one_line(tmp_path, value, message):
+    err = _refused(tmp_path, SYN, "--set", f"steps={value}")
+    assert message in err, err
+
+
+def test_an_int_that_no_ledger_column_holds_is_refused(tmp_path):
+    err = _refused(tmp_path, SYN, "--set", "fail_seeds=[2, 99999999999999999999999]")  # a field with no range
+    assert "fixed.fail_seeds[1]: 99999999999999999999999 does not fit a 64-bit int" in err, err

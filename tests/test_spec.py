@@ -308,3 +308,47 @@ def test_a_spec_file_over_one_megabyte_is_refused_unread(tmp_path):
         load_spec(path)
     path.write_text("name: t\ntask: synthetic\nseeds: [" + ", ".join(map(str, range(100_000))) + "]\n")
     assert len(load_spec(path).seeds) == 100_000  # 600 kB: allowed
+
+
+# ----------------------------------------------------------------------------- budget ranges
+
+
+def test_every_task_declares_budget_ranges_of_its_own_fields_around_its_defaults():
+    import dataclasses
+    from tasks import available_tasks, get_task
+    for name in available_tasks():
+        config_cls = get_task(name).config_cls
+        fields = {f.name: f for f in dataclasses.fields(config_cls)}
+        ranges = getattr(config_cls, "BUDGET_RANGES", {})
+        assert ranges, f"task {name} declares no budget ranges"
+        for key, (low, high) in ranges.items():
+            assert key in fields and type(low) is int and type(high) is int and low < high, (name, key)
+            default = fields[key].default
+            assert default is None or low <= default <= high, (name, key, default)
+        assert "BUDGET_RANGES" not in dataclasses.asdict(config_cls()) if name == "synthetic" else True
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({**BASE, "fixed": {"steps": 10**23}},
+     r"^spec: fixed.steps = 100000000000000000000000 is out of range: steps must be >= 1 and <= 10,000,000 "
+     r"\(task 'synthetic'\)$"),
+    ({**BASE, "fixed": {}, "axes": {"steps": [5, 10**7 + 1]}}, r"axes.steps\[1\] = 10000001 is out of range: steps must be"),
+    ({**BASE, "fixed": {"steps": 0}}, r"steps must be >= 1"),  # the config's own check said the same
+    ({"name": "r", "task": "replica", "fixed": {"n_images": 10**9}},
+     r"fixed.n_images = 1000000000 is out of range: n_images must be >= 2 and <= 10,000,000 \(task 'replica'\)"),
+    ({"name": "p", "task": "pinn", "fixed": {"iterations": 10**12}}, r"iterations must be >= 1 and <= 10,000,000"),
+    ({**BASE, "fixed": {"fail_seeds": [2**63]}}, r"fixed.fail_seeds\[0\]: 9223372036854775808 does not fit a 64-bit"),
+])
+def test_budgets_out_of_the_tasks_range_are_refused_naming_the_range(raw, message):
+    with pytest.raises(SpecError, match=message):
+        spec_from_dict(raw)
+
+
+def test_budget_ranges_leave_optional_budgets_and_run_ids_alone():
+    image = {"name": "i", "task": "image_classification", "seeds": 1}
+    assert spec_from_dict({**image, "fixed": {"train_limit": None}}).fixed == {"train_limit": None}
+    with pytest.raises(SpecError, match=r"train_limit = 0 is out of range: train_limit must be >= 1"):
+        spec_from_dict({**image, "fixed": {"train_limit": 0}})
+    # run ids hash the resolved config values only: a class attribute is not among them
+    runs = expand(spec_from_dict(BASE))
+    assert "BUDGET_RANGES" not in runs[0].config and runs[0].run_id == run_id("synthetic", runs[0].config, 0)

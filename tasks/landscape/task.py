@@ -82,6 +82,10 @@ class LandscapeConfig:
     max_elements: int = 2 ** 20
     """Largest temporary of the enumeration, in numbers (bounds memory; 2^20 float64 = 8 MiB)."""
 
+    # Budgets no one can mean (steps: 99999999999999999999999) are refused when a spec is read,
+    # naming the range. A class attribute, not a field: run ids hash the fields only.
+    BUDGET_RANGES = {"n_samples": (1, 10_000_000), "max_elements": (1024, 2**34)}
+
     def __post_init__(self) -> None:
         if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
             raise ValueError(f"hidden_sizes must be a non-empty list of ints >= 1, got {list(self.hidden_sizes)}")

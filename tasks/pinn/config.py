@@ -56,6 +56,11 @@ class PinnConfig:
     float64: bool = False
     """Train in float64 (PINNacle: float32)."""
 
+    # Budgets no one can mean (steps: 99999999999999999999999) are refused when a spec is read,
+    # naming the range. A class attribute, not a field: run ids hash the fields only.
+    BUDGET_RANGES = {"iterations": (1, 10_000_000), "n_domain": (1, 10_000_000), "n_boundary": (1, 10_000_000),
+                     "n_initial": (1, 10_000_000), "hidden_layers": (1, 1_000), "width": (1, 100_000)}
+
     def __post_init__(self) -> None:
         _check_choice("pde", self.pde, PDE_NAMES)
         _check_choice("expansion", self.expansion, EXPANSIONS)

@@ -77,6 +77,10 @@ class QcdEosConfig:
     log_every: int = 100
     """History every this many steps (and at the last)."""
 
+    # Budgets no one can mean (steps: 99999999999999999999999) are refused when a spec is read,
+    # naming the range. A class attribute, not a field: run ids hash the fields only.
+    BUDGET_RANGES = {"steps": (1, 10_000_000), "residual_blocks": (0, 1_000), "width": (1, 100_000)}
+
     def __post_init__(self) -> None:
         bad = [t for t in self.fit_targets if t not in TARGETS]
         if bad or not self.fit_targets:

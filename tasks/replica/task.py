@@ -86,6 +86,11 @@ class ReplicaConfig:
     download: bool = False
     """Download CIFAR-10 into the data root when missing."""
 
+    # Budgets no one can mean (steps: 99999999999999999999999) are refused when a spec is read,
+    # naming the range. A class attribute, not a field: run ids hash the fields only.
+    BUDGET_RANGES = {"n_images": (2, 10_000_000), "epochs": (1, 100_000), "batch_size": (1, 65_536),
+                     "hidden": (1, 100_000)}
+
     def __post_init__(self) -> None:
         if len(self.channels) != 2 or min(self.channels) < 1:
             raise ValueError(f"channels must be two positive ints, got {self.channels}")

@@ -84,6 +84,12 @@ class SentimentConfig:
     split_seed: int = 0
     """Seed of the synthetic corpus and of the subsets: the same for every run seed."""
 
+    # Budgets no one can mean (steps: 99999999999999999999999) are refused when a spec is read,
+    # naming the range. A class attribute, not a field: run ids hash the fields only.
+    BUDGET_RANGES = {"epochs": (1, 10_000), "batch_size": (1, 65_536), "train_limit": (1, 100_000_000),
+                     "test_limit": (1, 100_000_000), "synthetic_train": (1, 10_000_000),
+                     "synthetic_test": (1, 10_000_000)}
+
     def __post_init__(self) -> None:
         if self.embedding not in ("standard", "expanded"):
             raise ValueError(f"embedding must be 'standard' or 'expanded', got {self.embedding!r}")
