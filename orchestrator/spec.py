@@ -331,6 +331,49 @@ def _in_range(task: task_registry.Task, key: str, value: Any, where: str, source
     return value
 
 
+def describe_changes(old: Mapping, new: Mapping, limit: int = 600) -> str:
+    """The differences between two specs' `science()` as one short line: `key: old -> new`,
+    mappings compared key by key (`fixed.lr: 0.1 -> 0.2`), long lists summarized (a changed list
+    of two million seeds is not printed whole), the whole at most about `limit` characters."""
+    parts: list[str] = []
+
+    def walk(a: Any, b: Any, where: str) -> None:
+        if _same(a, b):
+            return
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for key in sorted(set(a) | set(b), key=str):
+                walk(a.get(key, _UNSET), b.get(key, _UNSET), f"{where}.{key}" if where else str(key))
+            return
+        parts.append(f"{where}: {brief(a)} -> {brief(b)}")
+
+    walk(old, new, "")
+    text = "; ".join(parts)
+    if len(text) > limit:
+        text = text[:limit].rsplit(";", 1)[0] + f"; ... ({len(parts)} differences in all)"
+    return text
+
+
+def brief(value: Any, items: int = 3, width: int = 200) -> str:
+    """A value as a message shows it: a list longer than 6 items as `list of N items (a, b, c,
+    ..., z)`, anything else cut at about `width` characters."""
+    if value is _UNSET:
+        return "(not set)"
+    if isinstance(value, (list, tuple)) and len(value) > 2 * items:
+        shown = ", ".join(brief(v, items, 20) for v in value[:items])
+        return f"list of {len(value)} items ({shown}, ..., {brief(value[-1], items, 20)})"
+    text = repr(value)
+    return text if len(text) <= width else text[:width] + "..."
+
+
+_UNSET = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Specs compare by their serialized form (NaN equals NaN), as the frozen-spec check does."""
+    dumps = functools.partial(json.dumps, sort_keys=True, default=str)
+    return a is b or dumps(a) == dumps(b)
+
+
 # ----------------------------------------------------------------------------- YAML
 
 _TOO_DEEP = f"lists and mappings nested more than {MAX_DEPTH} levels deep; a spec may nest at most {MAX_DEPTH} levels"

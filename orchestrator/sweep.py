@@ -20,7 +20,7 @@ import pandas as pd
 from orchestrator.errors import SpecChangedError, StoreError
 from orchestrator.executors import ExecutionReport, Executor
 from orchestrator.progress import Progress
-from orchestrator.spec import RunSpec, SweepSpec, Trial, expand, pack, spec_from_dict
+from orchestrator.spec import RunSpec, SweepSpec, Trial, describe_changes, expand, pack, spec_from_dict
 from orchestrator.store import COMPACT_EVERY, Damage, OutputCheck, SweepStore, damage_lines
 from orchestrator.tracking import Trackers
 from orchestrator.worker import TrialRunner, git_commit
@@ -139,10 +139,9 @@ def check_frozen_spec(spec: SweepSpec, store: SweepStore, force: bool) -> None:
         old = {"unreadable": str(exc)}
     new = spec.science()
     if _canonical(old) != _canonical(new) and not force:
-        diff = [k for k in sorted(set(old) | set(new)) if _canonical(old.get(k)) != _canonical(new.get(k))]
-        details = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
+        changes = describe_changes(old, new)  # summarized: two million seeds are not printed whole
         raise SpecChangedError(
-            f"{store.shown} was started with a different spec ({details}). Runs would mix two sweeps: "
+            f"{store.shown} was started with a different spec ({changes}). Runs would mix two sweeps: "
             f"use another --results folder or sweep name, or pass --force to re-plan with the new spec "
             f"(existing rows are kept)."
         )

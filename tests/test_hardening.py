@@ -491,3 +491,14 @@ def test_a_budget_nobody_can_mean_is_refused_in_one_line(tmp_path, value, messag
 def test_an_int_that_no_ledger_column_holds_is_refused(tmp_path):
     err = _refused(tmp_path, SYN, "--set", "fail_seeds=[2, 99999999999999999999999]")  # a field with no range
     assert "fixed.fail_seeds[1]: 99999999999999999999999 does not fit a 64-bit int" in err, err
+
+
+def test_a_changed_seed_list_is_summarized_not_printed_whole(sweep):
+    seeds = "[" + ", ".join(map(str, range(1, 100_001))) + "]"
+    (sweep.parent.parent / "syn.yaml").write_text(SYN.replace("seeds: 3", f"seeds: {seeds}"))
+    res = symsweep("run", str(sweep.parent.parent / "syn.yaml"), "--results", str(sweep.parent),
+                   "--executor", "inline")
+    err = _one_line(res)
+    assert "was started with a different spec (seeds: [0, 1, 2] -> list of 100000 items (1, 2, 3, ..., 100000))" \
+        in err, err
+    assert len(err) < 1000, len(err)

@@ -352,3 +352,19 @@ def test_budget_ranges_leave_optional_budgets_and_run_ids_alone():
     # run ids hash the resolved config values only: a class attribute is not among them
     runs = expand(spec_from_dict(BASE))
     assert "BUDGET_RANGES" not in runs[0].config and runs[0].run_id == run_id("synthetic", runs[0].config, 0)
+
+
+# ----------------------------------------------------------------------------- changed specs
+
+
+def test_spec_changes_are_summarized_in_a_short_line():
+    from orchestrator.spec import brief, describe_changes
+    old = spec_from_dict(BASE).science()
+    new = spec_from_dict({**BASE, "fixed": {"steps": 6}, "seeds": list(range(1, 2_000_001)),
+                          "max_runs": 10**7}).science()
+    text = describe_changes(old, new)
+    assert text == ("fixed.steps: 5 -> 6; seeds: [0, 1, 2] -> list of 2000000 items (1, 2, 3, ..., 2000000)"), text
+    many = describe_changes({"fixed": {f"k{i}": i for i in range(500)}}, {"fixed": {}})
+    assert len(many) < 700 and many.endswith("(500 differences in all)"), many
+    assert brief("x" * 1000).endswith("...") and len(brief("x" * 1000)) < 210
+    assert brief([[1, 2, 3, 4, 5, 6, 7]] * 7).startswith("list of 7 items (list of 7 items (1, 2, 3, ..., 7), ")
