@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import math
 import os
 import urllib.parse
 import uuid
@@ -95,7 +96,11 @@ def _filesystem(scheme: str, bucket: str, query: str) -> pafs.FileSystem:
     if scheme in ("", "file"):
         return pafs.LocalFileSystem()
     if scheme == "s3":
-        return pafs.S3FileSystem(**s3_options(query))
+        options = s3_options(query)
+        try:
+            return pafs.S3FileSystem(**options)
+        except (pa.ArrowInvalid, ValueError, TypeError) as exc:  # options that pyarrow refuses together
+            raise StoreUnavailableError(f"cannot open store s3://{bucket}: {_first_line(exc)}") from None
     try:
         fs, _ = pafs.FileSystem.from_uri(f"{scheme}://{bucket}" + (f"?{query}" if query else ""))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as exc:
@@ -105,25 +110,53 @@ def _filesystem(scheme: str, bucket: str, query: str) -> pafs.FileSystem:
 
 def s3_options(query: str) -> dict:
     """S3FileSystem keyword arguments from a URI query; the rest comes from the environment
-    (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), as in every AWS tool."""
+    (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), as in every AWS tool. Each option is checked
+    here, before any connection: a bad one is one line naming it and what it takes (secrets
+    are never shown)."""
     options: dict = {"connect_timeout": CONNECT_TIMEOUT_S, "request_timeout": REQUEST_TIMEOUT_S,
                      "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=3)}
     for key, values in urllib.parse.parse_qs(query, keep_blank_values=True).items():
         if key not in S3_OPTIONS:
             raise StoreUnavailableError(f"unknown S3 option {key!r} in the store URI; allowed: "
                                         f"{', '.join(S3_OPTIONS)}")
-        value = values[-1]
-        if key in ("connect_timeout", "request_timeout"):
-            value = float(value)
-        elif key in ("allow_bucket_creation", "force_virtual_addressing"):
-            value = value.lower() in ("1", "true", "yes")
-        options[key] = value
+        if len(values) > 1:
+            raise StoreUnavailableError(f"S3 option {key} is given twice in the store URI; give it once")
+        options[key] = _s3_option(key, values[0])
+    for key, needs in (("secret_key", "access_key"), ("access_key", "secret_key"), ("session_token", "access_key")):
+        if key in options and needs not in options:
+            raise StoreUnavailableError(f"S3 option {key} needs {needs} too in the store URI (give access_key and "
+                                        f"secret_key together, or neither and let AWS_* variables or a profile "
+                                        f"supply them)")
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint and "endpoint_override" not in options:  # older pyarrow ignores the variable
         split = urllib.parse.urlsplit(endpoint)
         options["endpoint_override"] = split.netloc or split.path
         options.setdefault("scheme", split.scheme or "https")
     return options
+
+
+def _s3_option(key: str, value: str):
+    """One S3 option's value from its text, or one line saying what the option takes."""
+    shown = "***" if key in SECRET_OPTIONS else repr(value)
+    if value == "":
+        raise StoreUnavailableError(f"S3 option {key} is empty in the store URI; give it a value or leave it out")
+    if key in ("connect_timeout", "request_timeout"):
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise StoreUnavailableError(f"S3 option {key}={shown} in the store URI: expected a number of seconds > 0")
+        return seconds
+    if key in ("allow_bucket_creation", "force_virtual_addressing"):
+        flag = {"1": True, "true": True, "yes": True, "on": True,
+                "0": False, "false": False, "no": False, "off": False}.get(value.lower())
+        if flag is None:
+            raise StoreUnavailableError(f"S3 option {key}={shown} in the store URI: expected true or false")
+        return flag
+    if key == "scheme" and value not in ("http", "https"):
+        raise StoreUnavailableError(f"S3 option scheme={shown} in the store URI: expected http or https")
+    return value
 
 
 def _first_line(exc: BaseException) -> str:
@@ -259,3 +292,67 @@ def check_reachable(location: Location) -> None:
         raise StoreUnavailableError(f"cannot reach store {location.shown}: {text}") from None
     if info.type == pafs.FileType.NotFound:
         raise StoreUnavailableError(f"cannot open store {location.shown}: bucket {bucket!r} does not exist")
+
+
+# ----------------------------------------------------------------------------- location checks
+# A bad location is bad input: it is refused in one line, with exit code 2, before anything
+# is written (a folder that cannot be written would otherwise fail at the first write, exit 1).
+
+
+def check_new_sweep(given: str, location: Location) -> None:
+    """`run --results GIVEN`: the sweep folder `location` (under GIVEN) must be a folder that
+    exists or can be made, and be writable. Locally the nearest existing folder on its path is
+    tried with a probe folder, removed at once: a file, /dev/null, /proc, a read-only mount and
+    a folder without permission all fail here. Object stores: the URI's options are checked
+    (the store checks that its bucket answers)."""
+    if not location.is_local:
+        filesystem(location)
+        return
+    existing = location.path
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        kind = "a file" if os.path.isfile(existing) else "not a folder"
+        raise StoreUnavailableError(f"--results {given}: {existing} is {kind}, not a folder of sweeps; "
+                                    f"--results takes a folder (made if missing)")
+    what = "write in the sweep folder" if existing == location.path else "create the sweep folder in"
+    _probe(existing, f"--results {given}: cannot {what} {existing}")
+
+
+def check_sweep_folder(given: str, writable: bool = False) -> None:
+    """`status`/`resume`/... GIVEN: it must be a sweep folder (one holding spec.yaml), and for the
+    commands that write into it (`writable`) one that can be written."""
+    location = parse_location(given)
+    expected = "expected RESULTS/<sweep name>"
+    if not location.is_local:
+        check_reachable(location)
+        try:
+            info = filesystem(location).get_file_info(location.join("spec.yaml").path)
+        except OSError as exc:
+            raise StoreUnavailableError(f"cannot reach store {location.shown}: {_first_line(exc)}") from None
+        if info.type != pafs.FileType.File:
+            raise StoreUnavailableError(f"{location.shown} is not a sweep folder (no spec.yaml); {expected}")
+        return
+    path = location.path
+    if not os.path.lexists(path):
+        raise StoreUnavailableError(f"{given} is not a sweep folder: it does not exist; {expected}")
+    if not os.path.isdir(path):
+        kind = "a file, not a sweep folder" if os.path.isfile(path) else "not a sweep folder (not a folder)"
+        raise StoreUnavailableError(f"{given} is {kind}; {expected}")
+    if not os.path.isfile(os.path.join(path, "spec.yaml")):
+        raise StoreUnavailableError(f"{given} is not a sweep folder (no spec.yaml); {expected}")
+    if writable:
+        _probe(path, f"cannot write in the sweep folder {given}")
+
+
+def _probe(folder: str, message: str) -> None:
+    """Make and remove a folder in `folder`: the one test that every way of being unwritable
+    fails (permissions, a read-only mount, /proc, root squash on NFS)."""
+    probe = os.path.join(folder, f"{TEMP_PREFIX}probe-{uuid.uuid4().hex}")
+    try:
+        os.mkdir(probe)
+    except OSError as exc:
+        reason = {errno.EROFS: "a read-only file system", errno.EACCES: "permission denied",
+                  errno.EPERM: "permission denied"}.get(exc.errno, exc.strerror or type(exc).__name__)
+        raise StoreUnavailableError(f"{message} ({reason}); choose a folder you can write to") from None
+    os.rmdir(probe)

@@ -152,14 +152,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_run(args) -> int:
+    from orchestrator._fs import check_new_sweep, parse_location
     from orchestrator.spec import load_spec
-    from orchestrator.sweep import sweep_location
     spec = load_spec(args.spec, args.overrides)
-    return _execute(spec, sweep_location(args.results, spec.name), args, force=args.force)
+    location = parse_location(args.results).join(spec.name)
+    check_new_sweep(args.results, location)  # a folder that cannot be made or written: exit 2, nothing written
+    return _execute(spec, location.uri, args, force=args.force)
+
+
+def _check_sweep_folder(path: str, writable: bool = False) -> None:
+    """A sweep folder named on the command line must be one (holding spec.yaml), and writable
+    for the commands that write: a bad location is bad input, exit 2 in one line."""
+    from orchestrator._fs import check_sweep_folder
+    check_sweep_folder(path, writable)
 
 
 def _cmd_resume(args) -> int:
     from orchestrator.sweep import open_sweep
+    _check_sweep_folder(args.sweep_dir, writable=True)
     spec, store = open_sweep(args.sweep_dir)  # the folder given, even if renamed since
     return _execute(spec, store, args, force=False)
 
@@ -211,6 +221,7 @@ def _current_summary(store, completed: int):
 
 def _cmd_status(args) -> int:
     from orchestrator.sweep import make_plan, open_sweep, status_table
+    _check_sweep_folder(args.sweep_dir)
     spec, store = open_sweep(args.sweep_dir)
     plan = make_plan(spec, store, verify=args.verify)
     print(f"sweep {spec.name!r} (task {spec.task}) at {store.shown}")
@@ -255,6 +266,7 @@ def _cmd_status(args) -> int:
 def _cmd_export(args) -> int:
     from orchestrator.export import export_mlflow, export_tensorboard
     from orchestrator.sweep import open_sweep
+    _check_sweep_folder(args.sweep_dir)
     _, store = open_sweep(args.sweep_dir)
     if args.target == "tensorboard":
         if not args.out:
@@ -286,6 +298,7 @@ def _export_guarded(fn):
 
 def _cmd_compact(args) -> int:
     from orchestrator.sweep import open_sweep
+    _check_sweep_folder(args.sweep_dir, writable=True)
     _, store = open_sweep(args.sweep_dir)
     store.acquire_lock(force=False)  # a live driver folds its own runs; never fold under it
     try:
@@ -307,6 +320,7 @@ def _cmd_aggregate(args) -> int:
     from orchestrator.compare import format_comparison
     from orchestrator.spec import resolve_task, spec_from_dict
     from orchestrator.sweep import open_sweep
+    _check_sweep_folder(args.sweep_dir, writable=True)
     spec, store = open_sweep(args.sweep_dir)
     bad = [o for o in args.overrides if not o.startswith("aggregate.")]
     if bad:
@@ -348,6 +362,7 @@ def _cmd_query(args) -> int:
 
 def _cmd_report(args) -> int:
     from orchestrator.report import write_report
+    _check_sweep_folder(args.sweep_dir)
     folder, note = write_report(args.sweep_dir, args.out)
     if note:
         print(note)

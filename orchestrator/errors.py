@@ -39,8 +39,10 @@ class StoreError(SymsweepError):
 
 
 class StoreUnavailableError(StoreError):
-    """The results location cannot be opened at all: a bad URI, a missing bucket, wrong
-    credentials, an unreachable endpoint. Nothing was written."""
+    """The results location cannot be opened at all: a bad URI or URI option, a missing bucket,
+    wrong credentials, an unreachable endpoint, a path that is no sweep folder, a place that
+    cannot be written (a file, /proc, a read-only mount). Bad input, like a bad spec: exit 2,
+    nothing was written."""
 
     exit_code = 2
 

@@ -502,3 +502,104 @@ def test_a_changed_seed_list_is_summarized_not_printed_whole(sweep):
     assert "was started with a different spec (seeds: [0, 1, 2] -> list of 100000 items (1, 2, 3, ..., 100000))" \
         in err, err
     assert len(err) < 1000, len(err)
+
+
+# ----------------------------------------------------------------------------- bad locations
+
+
+def _no_folder_is_made(tmp_path: Path, before: set[str]) -> None:
+    assert _files(tmp_path) == before, _files(tmp_path) ^ before
+
+
+@pytest.mark.parametrize("results, message", [
+    ("{tmp}/afile", "{tmp}/afile is a file, not a folder"),
+    ("{tmp}/afile/sub", "{tmp}/afile is a file, not a folder"),
+    ("/dev/null", "/dev/null is not a folder"),
+    ("/proc", "cannot create the sweep folder in /proc"),
+    ("/proc/self", "cannot create the sweep folder in /proc/self"),
+])
+def test_run_into_a_bad_results_location_is_exit_2_in_one_line(tmp_path, results, message):
+    (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / "s.yaml").write_text(SYN)
+    before = _files(tmp_path)
+    err = _one_line(symsweep("run", str(tmp_path / "s.yaml"), "--results", results.format(tmp=tmp_path),
+                             "--executor", "inline"))
+    assert f"--results {results.format(tmp=tmp_path)}: " in err and message.format(tmp=tmp_path) in err, err
+    _no_folder_is_made(tmp_path, before)
+
+
+@pytest.fixture
+def read_only_mount(tmp_path):
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here (needs root): {res.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_run_into_a_read_only_mount_is_exit_2_in_one_line(read_only_mount, tmp_path):
+    (tmp_path / "s.yaml").write_text(SYN)
+    for results in (read_only_mount, read_only_mount / "deeper"):
+        err = _one_line(symsweep("run", str(tmp_path / "s.yaml"), "--results", str(results), "--executor", "inline"))
+        assert f"cannot create the sweep folder in {read_only_mount}" in err and "read-only" in err, err
+    assert list(read_only_mount.iterdir()) == []
+
+
+def test_run_into_a_read_only_folder_is_exit_2_in_one_line(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into a read-only folder: nothing to refuse (see the read-only mount test)")
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    (tmp_path / "s.yaml").write_text(SYN)
+    err = _one_line(symsweep("run", str(tmp_path / "s.yaml"), "--results", str(folder), "--executor", "inline"))
+    assert f"cannot create the sweep folder in {folder}" in err and "permission denied" in err.lower(), err
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["status", "resume", "aggregate", "compact", "report"])
+@pytest.mark.parametrize("path, message", [
+    ("{tmp}/nothing", "{tmp}/nothing is not a sweep folder: it does not exist"),
+    ("{tmp}", "{tmp} is not a sweep folder (no spec.yaml)"),
+    ("{tmp}/afile", "{tmp}/afile is a file, not a sweep folder"),
+    ("/dev/null", "/dev/null is not a sweep folder"),
+])
+def test_a_path_that_is_no_sweep_is_exit_2_in_one_line(tmp_path, command, path, message):
+    (tmp_path / "afile").write_text("not a sweep")
+    before = _files(tmp_path)
+    err = _one_line(symsweep(command, path.format(tmp=tmp_path), *(["--executor", "inline"] if command == "resume"
+                                                                    else [])))
+    assert message.format(tmp=tmp_path) in err, err
+    _no_folder_is_made(tmp_path, before)
+
+
+@pytest.mark.parametrize("query, message", [
+    ("connect_timeout=abc", "S3 option connect_timeout='abc' in the store URI: expected a number of seconds > 0"),
+    ("request_timeout=-1", "S3 option request_timeout='-1' in the store URI: expected a number of seconds > 0"),
+    ("connect_timeout=nan", "S3 option connect_timeout='nan' in the store URI: expected a number of seconds > 0"),
+    ("secret_key=s3cr3t", "S3 option secret_key needs access_key too"),
+    ("access_key=AKIA", "S3 option access_key needs secret_key too"),
+    ("access_key=AKIA&secret_key=s3cr3t&session_token=tok&session_token=tok2", "S3 option session_token is given twice"),
+    ("allow_bucket_creation=maybe", "S3 option allow_bucket_creation='maybe' in the store URI: expected true or false"),
+    ("scheme=ftp", "S3 option scheme='ftp' in the store URI: expected http or https"),
+    ("region=", "S3 option region is empty"),
+])
+def test_bad_s3_uri_options_are_exit_2_in_one_line_before_connecting(tmp_path, query, message):
+    (tmp_path / "s.yaml").write_text(SYN)
+    uri = f"s3://no-such-bucket/results?endpoint_override=127.0.0.1:9&scheme=http&{query}".replace(
+        "scheme=http&scheme=ftp", "scheme=ftp")
+    for args in (["run", str(tmp_path / "s.yaml"), "--results", uri, "--executor", "inline"], ["status", uri]):
+        start = time.monotonic()
+        err = _one_line(symsweep(*args))
+        assert message in err, err
+        assert "s3cr3t" not in err and "tok2" not in err
+        assert time.monotonic() - start < 30  # no connection tried: nothing listens on port 9
+
+
+def test_an_s3_prefix_that_is_no_sweep_is_exit_2_in_one_line(s3):
+    for command in ("status", "resume"):
+        err = _one_line(symsweep(command, s3.uri("no-sweep-here"), *(["--executor", "inline"] if command == "resume"
+                                                                       else [])))
+        assert f"{s3.uri('no-sweep-here')} is not a sweep folder (no spec.yaml)" in err, err
+    assert s3.keys("no-sweep-here") == []
