@@ -375,7 +375,7 @@ def _check_format(fmt: str) -> None:
         raise QueryError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
 
 
-def _as_text(column: str, kind: duckdb.typing.DuckDBPyType, fmt: str) -> str:
+def _as_text(column: str, kind, fmt: str) -> str:
     """SQL turning one column into its printed form."""
     if fmt == "json":
         return f"CAST(to_json({column}) AS VARCHAR)"
@@ -390,16 +390,15 @@ def _shown(rel: duckdb.DuckDBPyRelation, fmt: str, limit: int | None) -> Shown:
     select = ", ".join(_as_text(n, k, fmt) for n, k in zip(names, rel.types))
     sql = f"SELECT {select} FROM {_RESULT} AS {_RESULT}({', '.join(names)})"
     try:
-        rows = rel.query(_RESULT, sql + (f" LIMIT {limit + 1}" if limit else "")).fetchall()
-        total = len(rows)
-        if limit and total > limit:
-            rows = rows[:limit]
-            total = rel.query(_RESULT, f"SELECT count(*) FROM {_RESULT}").fetchall()[0][0]
-    except duckdb.InterruptException:
-        raise
-    except duckdb.Error as exc:
+        shown = rel.query(_RESULT, sql + (f" LIMIT {limit + 1}" if limit else ""))
+    except duckdb.Error as exc:  # binding only: the query's own errors come when it runs, below
         types = ", ".join(f"{c} {k}" for c, k in zip(rel.columns, rel.types))
         raise QueryError(f"cannot print this result as {fmt} ({types}): {_first_line(exc)}") from None
+    rows = shown.fetchall()
+    total = len(rows)
+    if limit and total > limit:
+        rows = rows[:limit]
+        total = rel.query(_RESULT, f"SELECT count(*) FROM {_RESULT}").fetchall()[0][0]
     if fmt == "json":
         rows = [tuple(_json_numbers(v) for v in row) for row in rows]
     return Shown(list(rel.columns), rows, total)

@@ -351,3 +351,10 @@ def test_a_runaway_query_stops_at_its_timeout_in_one_line(no_tables):
         with pytest.raises(QueryError, match=r"query stopped after 0.5 s"):
             r.sql(endless)
         assert r.sql("SELECT 42 AS x")["x"].tolist() == [42]  # the connection still answers
+
+
+def test_an_error_while_the_query_runs_is_the_querys_error_in_every_format(no_tables):
+    for fmt in ("table", "csv", "json"):
+        res = symsweep("query", "SELECT 'abc'::INTEGER AS x", "--results", str(no_tables), "--format", fmt)
+        assert res.returncode == 2 and res.stdout == "" and res.stderr.count("\n") == 1, res.stderr
+        assert "Conversion Error: Could not convert string 'abc' to INT32; available tables" in res.stderr
