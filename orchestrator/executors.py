@@ -5,6 +5,7 @@ neither knows anything about a task.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
+from orchestrator import tracking
 from orchestrator.errors import ClusterError
 from orchestrator.progress import Progress
 from orchestrator.spec import Resources, Trial
@@ -36,6 +38,8 @@ class ExecutionReport:
 
 
 TrialDone = Callable[[str], None]
+TRACKING_FAILURES = "tracking_failures"
+"""Key of a Ray trial's progress result: JSON {tracker: error} of the trackers its worker switched off."""
 
 
 class Executor(Protocol):
@@ -201,7 +205,8 @@ class RayExecutor:
                     now = time.monotonic()
                     if now - last[0] >= 0.5 or counts["finished"] == counts["trial_runs"]:
                         last[0] = now
-                        tune.report(dict(counts))
+                        failed = tracking.failures()  # this worker's stderr is not shown: the driver says it
+                        tune.report({**counts, TRACKING_FAILURES: json.dumps(failed)} if failed else dict(counts))
 
                 runner(trial, report)
 
@@ -335,6 +340,8 @@ def _progress_callback(progress: Progress, on_trial_done: TrialDone | None):
 
     class ProgressCallback(Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
+            if result.get(TRACKING_FAILURES):
+                tracking.warn_failures(json.loads(result[TRACKING_FAILURES]))
             progress.update(trial.config["trial"], result)
 
         def on_trial_complete(self, iteration, trials, trial, **info):

@@ -9,7 +9,9 @@ A tracker sees each run on the worker that runs it, as it runs:
 
 Trackers are best effort: the Parquet ledger alone decides whether a run is done. A
 tracker that raises is switched off for the rest of the worker process, said once on
-stderr, and never fails or stalls a run (MLflow's HTTP timeout is bounded here too).
+stderr, and never fails or stalls a run (MLflow's HTTP timeout is bounded here too). Ray
+workers' stderr is not shown: they report switched-off trackers with their progress, and
+the driver says it once (`failures`, `warn_failures`).
 
 The spec's `tracking:` section configures them: `mlflow: URI` (+ `experiment: NAME`,
 default the sweep name) is built in; any other key names a tracker that a package
@@ -124,12 +126,32 @@ class Trackers:
 
 # one switch per tracker name and process: once a tracker failed it stays off (said once)
 _DISABLED: dict[str, str] = {}
+# the trackers this process has warned about (a driver warns once for all its Ray workers)
+_WARNED: set[str] = set()
 
 
 def _safe(name: str, factory: Callable[[], Tracker]) -> "_SafeTracker | None":
     if name in _DISABLED:
         return None
     return _SafeTracker(name, factory)
+
+
+def failures() -> dict[str, str]:
+    """name -> error of each tracker this process switched off. A Ray worker's stderr is not
+    shown, so the Ray executor hands these to the driver with the trial's progress."""
+    return dict(_DISABLED)
+
+
+def warn_failures(failed: Mapping[str, str], whose: str = "a worker stops sending to {name} after its first failure"
+                  ) -> None:
+    """Say once per process and tracker that it is unavailable (the driver, for its workers)."""
+    for name, error in failed.items():
+        if name not in _WARNED:
+            _WARNED.add(name)
+            tty = getattr(sys.stderr, "isatty", lambda: False)()  # a Ray worker's stderr has no isatty
+            start = "\r\033[K" if tty else ""  # over a progress line being rewritten
+            print(f"{start}warning: tracking: {name} unavailable ({error}); runs go on, recorded in the Parquet "
+                  f"ledger only ({whose.format(name=name)})", file=sys.stderr, flush=True)
 
 
 class _SafeTracker:
@@ -146,10 +168,8 @@ class _SafeTracker:
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 - a mirror never fails a run
             text = " ".join(str(exc).split())[:200] or type(exc).__name__
-            _DISABLED[self.name] = text
-            print(f"warning: tracking: {self.name} unavailable ({type(exc).__name__}: {text}); runs go on, "
-                  f"recorded in the Parquet ledger only (this worker stops sending to {self.name})",
-                  file=sys.stderr, flush=True)
+            _DISABLED[self.name] = f"{type(exc).__name__}: {text}"
+            warn_failures({self.name: _DISABLED[self.name]}, whose="this worker stops sending to {name}")
             return None
 
     def __getattr__(self, method: str):

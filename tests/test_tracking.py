@@ -126,6 +126,20 @@ def test_mlflow_mirrors_runs_made_by_ray_workers(mlflow_server, tmp_path):
     _check_mirror(mlflow_server.uri, "ray-exp", tmp_path / "res" / "onray")
 
 
+@pytest.mark.parametrize("executor", ["inline", "ray"])
+def test_an_unreachable_tracking_server_is_one_warning_from_the_driver(tmp_path, executor):
+    """Nothing listens on the port: each worker gives MLflow up after one refused connection,
+    and the driver says so once, also when the workers are Ray's (their stderr is not shown)."""
+    spec = _spec(tmp_path, "nobody", seeds=2)
+    res = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", executor, "--num-cpus", "2",
+                   "--set", f"tracking.mlflow=http://127.0.0.1:{free_port()}", isolated=True)
+    assert res.returncode == 1, res.stderr  # seed 1 fails on purpose
+    assert "done: 2 completed, 2 failed, 0 diverged, 0 pending of 4 planned" in res.stdout
+    warnings = [line for line in res.stderr.splitlines() if "tracking: mlflow unavailable" in line]
+    assert len(warnings) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "runs go on, recorded in the Parquet ledger only" in warnings[0]
+
+
 def test_export_to_tensorboard_reads_back_with_tensorboards_reader(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from orchestrator import SweepStore
