@@ -36,8 +36,6 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-import yaml
-
 from orchestrator.errors import ClaimsError
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_RUN = "reproduced", "partly", "not reproduced", "not run"
@@ -85,15 +83,15 @@ def default_claims() -> Path:
 
 def load_claims(path: str | Path) -> list[Claim]:
     """Claims from a YAML file; anything wrong stops in one line naming the entry."""
+    from orchestrator.errors import SpecError
+    from orchestrator.spec import load_yaml  # the spec files' loader: duplicate keys, alias bombs refused
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_bytes(), str(path))
     except OSError as exc:
         raise ClaimsError(f"cannot read claims file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ClaimsError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    except SpecError as exc:
+        raise ClaimsError(str(exc)) from None
     if not isinstance(raw, list) or not raw:
         raise ClaimsError(f"{path}: expected a list of claims (each a mapping with id, rule, ...)")
     claims, seen = [], set()

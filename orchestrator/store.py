@@ -59,7 +59,7 @@ from orchestrator._store_files import (  # noqa: F401 - the store's API
     parquet_bytes,
     retrying,
 )
-from orchestrator.errors import SpecError, StoreError, StoreUnavailableError, yaml_error_line
+from orchestrator.errors import SpecError, StoreError, StoreUnavailableError
 
 # Columns every row of the `runs` table has (docs "Store tables" documents each), besides
 # one `cfg_<name>` column per config field, one `metric_<name>` column per final metric and
@@ -95,14 +95,14 @@ class SweepStore(Integrity):
             raise StoreError(f"{self.shown} is not a sweep folder (no spec.yaml)") from None
         except OSError as exc:
             raise StoreUnavailableError(f"cannot read {where}: {describe_os_error(exc, where)}") from None
+        from orchestrator.spec import load_yaml  # the spec files' loader and limits (no alias bombs, ...)
         try:
-            spec = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except yaml.YAMLError as exc:
-            raise SpecError(yaml_error_line(where, exc) + "; the sweep's frozen spec is damaged: restore it, "
+            return load_yaml(data, where)
+        except SpecError as exc:
+            raise SpecError(f"{exc}; the sweep's frozen spec is damaged: restore it, "
                             "or run the sweep again from its spec file (--force)") from None
         except UnicodeDecodeError:
             raise SpecError(f"{where}: not valid YAML (not text); the sweep's frozen spec is damaged") from None
-        return spec
 
     # ------------------------------------------------------------------ runs
     def write_run(self, row: Mapping[str, Any], history: Iterable[Mapping[str, Any]] = (),

@@ -161,9 +161,9 @@ def test_sigkill_mid_sweep_then_resume_runs_everything_exactly_once(cli, tmp_pat
 
 def test_status_and_aggregate_of_a_missing_folder_fail_clearly(cli, tmp_path):
     res = cli("status", str(tmp_path / "nothing"))
-    assert res.returncode == 1 and "is not a sweep folder (no spec.yaml)" in res.stderr
+    assert res.returncode == 2 and "is not a sweep folder" in res.stderr  # a bad location is bad input
     res = cli("aggregate", str(tmp_path / "nothing"))
-    assert res.returncode == 1 and "is not a sweep folder" in res.stderr
+    assert res.returncode == 2 and "is not a sweep folder" in res.stderr
 
 
 def test_a_corrupt_run_file_is_reported_moved_aside_and_run_again(cli, tmp_path, write_spec):
@@ -175,7 +175,7 @@ def test_a_corrupt_run_file_is_reported_moved_aside_and_run_again(cli, tmp_path,
     victim.write_bytes(b"PAR1" + b"\0" * 36)  # garbage where a row was being rewritten
     status = cli("status", str(tmp_path / "syn"))
     assert status.returncode == 0
-    assert f"unreadable: {victim}" in status.stdout and "pending: 0" in status.stdout  # the segment still has it
+    assert f"unreadable file {victim}" in status.stdout and "pending: 0" in status.stdout  # the segment still has it
     res = cli("run", str(spec), "--results", str(tmp_path), "--executor", "inline")
     assert res.returncode == 0
     assert "moved to quarantine/" in res.stdout and "6 already done, 0 to run" in res.stdout
@@ -187,7 +187,7 @@ def test_a_corrupt_run_file_is_reported_moved_aside_and_run_again(cli, tmp_path,
     (segment,) = (tmp_path / "syn" / "runs").glob("seg-*.parquet")
     segment.write_bytes(segment.read_bytes()[:100])
     status = cli("status", str(tmp_path / "syn"))
-    assert f"unreadable: {segment}" in status.stdout and "pending: 6" in status.stdout
+    assert f"unreadable file {segment}" in status.stdout and "pending: 6" in status.stdout
     res = cli("run", str(spec), "--results", str(tmp_path), "--executor", "inline")
     assert res.returncode == 0 and "0 already done, 6 to run" in res.stdout
     runs = _runs(tmp_path / "syn")

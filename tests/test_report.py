@@ -106,7 +106,7 @@ def test_report_reaggregates_stale_tables_and_writes_where_asked(tmp_path):
 
 def test_report_of_a_folder_that_is_not_a_sweep_fails_clearly(tmp_path):
     res = symsweep("report", str(tmp_path))
-    assert res.returncode == 1 and "is not a sweep folder (no spec.yaml)" in res.stderr
+    assert res.returncode == 2 and "is not a sweep folder (no spec.yaml)" in res.stderr
     assert res.stderr.count("\n") == 1
 
 

@@ -146,7 +146,7 @@ def test_duplicates_and_a_partial_segment_never_change_what_status_counts(s3, tm
     status = symsweep("status", f"{results}/syn")
     assert status.returncode == 0
     assert "planned: 6  completed: 6  failed: 0  diverged: 0  pending: 0" in status.stdout
-    assert "unreadable: s3://" in status.stdout
+    assert "unreadable file s3://" in status.stdout
     assert len(raw_rows_readable(f"{results}/syn")) == 12 and len(ledger(f"{results}/syn")) == 6
 
 

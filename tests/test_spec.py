@@ -130,15 +130,12 @@ def test_a_billion_seeds_is_refused_at_once():
     assert time.perf_counter() - start < 0.5
 
 
-def test_max_runs_can_be_raised_and_large_plans_are_fast():
-    import time
+def test_max_runs_can_be_raised_for_large_plans():
+    # how fast 200,000 runs plan is a bench/scale.py figure, not a timed test
     spec = spec_from_dict({**BASE, "seeds": 100_000, "max_runs": 200_000})
-    start = time.perf_counter()
     runs = expand(spec)
-    elapsed = time.perf_counter() - start
     assert len(runs) == 200_000 and len({r.run_id for r in runs}) == 200_000
     assert runs[12345].run_id == run_id("synthetic", runs[12345].config, runs[12345].seed)
-    assert elapsed < 5, elapsed  # generous: about 0.5 s on the 2-core machine
 
 
 def test_list_override_of_a_list_valued_parameter_is_one_value_not_an_axis():
