@@ -332,8 +332,10 @@ def markdown(rows: list[Row]) -> str:
         c = r.claim
         claim = c.claim + (f" ({c.paper})" if c.paper else "")
         ran = f"`{r.spec}`" + (f": {r.scale}" if r.scale else "")
+        # a verdict on a sweep that is still running can change: say so beside it
+        partial = " (so far: the sweep is partial)" if "; partial: " in r.scale else ""
         lines.append(f"| {cell(c.figure)} | {cell(claim)} | {cell(c.paper_scale)} | {cell(ran)} | "
-                     f"{cell(r.measured)} | **{r.verdict}** |")
+                     f"{cell(r.measured)} | **{r.verdict}**{partial} |")
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from orchestrator.reproduce import BEGIN, END, evaluate, load_claims, write_table
+from orchestrator.reproduce import BEGIN, END, evaluate, load_claims, markdown, write_table
 from orchestrator.store import SweepStore
 
 CLAIMS = """
@@ -192,3 +192,4 @@ def test_a_real_sweep_with_a_failed_run_is_shown_as_partial(tmp_path, cli):
     assert row.scale.startswith("4 runs; 2 seeds; steps 2, 8; sleep_s 0.0") and row.scale.endswith(
         "partial: 4 of 6 planned runs"), row.scale
     assert row.verdict in ("reproduced", "partly", "not reproduced")
+    assert markdown([row]).rstrip().endswith("(so far: the sweep is partial) |")
