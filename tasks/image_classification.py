@@ -343,6 +343,22 @@ def _downloader(name: str):
     return fetch
 
 
+# Training images of each dataset (its standard train split, or 1 - test_fraction of it):
+# the relative cost of a run for `symsweep plan`; an unknown dataset counts as 1.
+TRAIN_IMAGES = {"digits": 1797, "cifar10": 50_000, "cifar100": 50_000, "kmnist": 60_000,
+                "fashionmnist": 60_000, "eurosat": 27_000, "fgvc_aircraft": 6_667, "dtd": 3_760}
+
+
+def _cost(config: ImageClassificationConfig) -> float:
+    """epochs x training images x expansion_factor**2: the time of a run scales with them."""
+    images = config.train_limit
+    if images is None:
+        images = TRAIN_IMAGES.get(config.dataset, 1)
+        if config.dataset in ("digits", "eurosat"):  # no standard split: a held-out fraction
+            images *= 1 - config.test_fraction
+    return config.epochs * images * config.expansion_factor ** 2
+
+
 TASK = Task(
     name="image_classification",
     config_cls=ImageClassificationConfig,
@@ -354,4 +370,5 @@ TASK = Task(
     downloads={n: _downloader(n) for n in ("cifar10", "cifar100", "kmnist", "fashionmnist", "eurosat",
                                            "fgvc_aircraft", "dtd")},
     description="image classifier on raw or expanded input (paper Sec. 2.1, 6.1)",
+    cost=_cost,
 )

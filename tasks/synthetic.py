@@ -64,6 +64,11 @@ def run(config: SyntheticConfig, seed: int, ctx: RunContext) -> RunResult:
     return RunResult(metrics={"loss": loss, "weight_error": float(np.linalg.norm(w - w_true))})
 
 
+def _cost(config) -> float:
+    """The relative cost of a run for `symsweep plan`: its time scales with the steps."""
+    return config.steps
+
+
 TASK = Task(
     name="synthetic",
     config_cls=SyntheticConfig,
@@ -71,4 +76,5 @@ TASK = Task(
     summary_metrics=("loss",),
     description="cheap seeded linear regression for tests and overhead benchmarks",
     uses_torch=False,
+    cost=_cost,
 )

@@ -130,6 +130,10 @@ class Task:
     uses_torch:    whether runs use torch (the default). The runner then seeds torch and
                    limits its threads before every run; a task that does not (numpy only)
                    says False, and its worker processes never import torch (~3 s each).
+    cost:          optional cost(config) -> float: the relative cost of one run, the
+                   quantities its time scales with (e.g. epochs x training images x
+                   expansion_factor**2). `symsweep plan --calibrate` scales a run of the
+                   smoke budget by it; None: the estimate is unscaled.
     """
 
     name: str
@@ -144,6 +148,7 @@ class Task:
     downloads: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
     description: str = ""
     uses_torch: bool = True
+    cost: Callable[[Any], float] | None = None
 
     def __post_init__(self) -> None:
         if not (dataclasses.is_dataclass(self.config_cls)):

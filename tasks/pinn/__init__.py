@@ -26,6 +26,11 @@ from tasks.pinn.train import run
 
 __all__ = ["PDE_NAMES", "PinnConfig", "TASK", "run"]
 
+def _cost(config) -> float:
+    """The relative cost of a run for `symsweep plan`: its time scales with the iterations."""
+    return config.iterations
+
+
 TASK = Task(
     name="pinn",
     config_cls=PinnConfig,
@@ -36,4 +41,5 @@ TASK = Task(
     baseline={"expansion": "raw"},
     downloads={"pinnacle": download_pinnacle},
     description="PINN on a PINNacle PDE (DeepXDE), raw or mean-expanded input (paper Sec. 2.2, 6.2.2)",
+    cost=_cost,
 )

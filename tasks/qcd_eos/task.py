@@ -343,6 +343,11 @@ def figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
     return {"fig3_eos": fig, "fig3_errors": err_fig}
 
 
+def _cost(config) -> float:
+    """The relative cost of a run for `symsweep plan`: its time scales with the steps."""
+    return config.steps
+
+
 TASK = Task(
     name="qcd_eos",
     config_cls=QcdEosConfig,
@@ -353,4 +358,5 @@ TASK = Task(
     figures=figures,
     baseline={"expanded": False},
     description="quasi-particle QCD EoS with neural masses fitted to HotQCD, raw T vs (T, c) (paper Sec. 2.2, 6.2.1)",
+    cost=_cost,
 )

@@ -411,6 +411,12 @@ def _figures(tables, runs, history):
     return replica_figures(tables, runs, history)
 
 
+def _cost(config: ReplicaConfig) -> float:
+    """epochs x training images (n_images in subset mode, else the training set's size)."""
+    images = config.n_images if config.mode == "subset" else {"digits": 1437, "cifar10": 50_000}[config.dataset]
+    return config.epochs * images
+
+
 TASK = Task(
     name="replica",
     config_cls=ReplicaConfig,
@@ -421,4 +427,5 @@ TASK = Task(
     aggregate_config=RDSettings,
     figures=_figures,
     description="replicas of five CNNs from many seeds; replica distance (paper Sec. 4.2, 6.6)",
+    cost=_cost,
 )
