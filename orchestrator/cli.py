@@ -2,6 +2,7 @@
 
     symsweep run SPEC [--set key=value ...]   plan, run what is missing, summarize
     symsweep resume RESULTS/SWEEP             the same, from the sweep's frozen spec
+    symsweep plan SPEC [--calibrate]          dry run: counts and an estimate of time, writes nothing
     symsweep status RESULTS/SWEEP             planned / completed / failed / diverged / pending
     symsweep aggregate RESULTS/SWEEP          write aggregates/ tables, print the summary
     symsweep query "SQL" [--results PATH]     SQL over runs, history and aggregate tables
@@ -78,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results", help="results root (local path or pyarrow.fs URI)")
     p.add_argument("--force", action="store_true", help="re-plan a sweep folder started with another spec")
     _add_exec_options(p)
+
+    p = sub.add_parser("plan", help="dry run: what `run` would do and an estimate of its time (writes nothing)")
+    p.add_argument("spec", help="path to a sweep spec (YAML)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec key, as for `run`")
+    p.add_argument("--results", default="results", help="results root (local path or pyarrow.fs URI)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="without finished runs: time one inline run of the smoke budget (temporary folder)")
+    p.add_argument("--data-root", default=None, help="root of local datasets (default: $SYMSWEEP_DATA)")
 
     p = sub.add_parser("resume", help="resume a sweep folder from its frozen spec")
     p.add_argument("sweep_dir", help="RESULTS/<sweep name>")
@@ -165,6 +175,17 @@ def _check_sweep_folder(path: str, writable: bool = False) -> None:
     for the commands that write: a bad location is bad input, exit 2 in one line."""
     from orchestrator._fs import check_sweep_folder
     check_sweep_folder(path, writable)
+
+
+def _cmd_plan(args) -> int:
+    from orchestrator.plan import plan_report
+    data_root = args.data_root or os.environ.get("SYMSWEEP_DATA")
+    if data_root and not os.path.isdir(data_root):
+        where = "--data-root" if args.data_root else "SYMSWEEP_DATA"
+        raise SpecError(f"{where} {data_root!r} is not a folder; point it at the root of your local datasets")
+    plan_report(args.spec, args.overrides, args.results, args.calibrate,
+                os.path.abspath(data_root) if data_root else None)
+    return 0
 
 
 def _cmd_resume(args) -> int:
@@ -428,7 +449,7 @@ def _cmd_data(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "status": _cmd_status, "compact": _cmd_compact,
+COMMANDS = {"run": _cmd_run, "plan": _cmd_plan, "resume": _cmd_resume, "status": _cmd_status, "compact": _cmd_compact,
             "export": _cmd_export,
             "aggregate": _cmd_aggregate, "query": _cmd_query, "report": _cmd_report, "tasks": _cmd_tasks,
             "data": _cmd_data, "reproduce": _cmd_reproduce}
