@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results", help="results root (local path or pyarrow.fs URI)")
     p.add_argument("--calibrate", action="store_true",
                    help="without finished runs: time one inline run of the smoke budget (temporary folder)")
+    p.add_argument("--calibrate-set", dest="calibrate_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the calibration run on top of the smoke budget (e.g. dataset=cifar10)")
     p.add_argument("--data-root", default=None, help="root of local datasets (default: $SYMSWEEP_DATA)")
 
     p = sub.add_parser("resume", help="resume a sweep folder from its frozen spec")
@@ -184,7 +186,7 @@ def _cmd_plan(args) -> int:
         where = "--data-root" if args.data_root else "SYMSWEEP_DATA"
         raise SpecError(f"{where} {data_root!r} is not a folder; point it at the root of your local datasets")
     plan_report(args.spec, args.overrides, args.results, args.calibrate,
-                os.path.abspath(data_root) if data_root else None)
+                os.path.abspath(data_root) if data_root else None, calibrate_overrides=args.calibrate_overrides)
     return 0
 
 

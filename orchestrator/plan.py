@@ -39,6 +39,8 @@ class Rate:
     seconds: float
     scaled: bool
     source: str
+    mean_cost: float = 1.0
+    """The mean cost of the measured runs (to say how far the estimate scales them)."""
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -92,24 +94,32 @@ def ledger_rate(spec: SweepSpec, store: SweepStore, runs: list[RunSpec], source:
     costs = run_costs(spec, done)
     if costs is None:
         return Rate(seconds / len(done), False, source.format(n=len(done)))
-    return Rate(seconds / sum(costs), True, source.format(n=len(done)))
+    return Rate(seconds / sum(costs), True, source.format(n=len(done)), sum(costs) / len(costs))
 
 
 def smoke_overrides(spec: SweepSpec) -> list[str]:
     """The spec's `smoke:` section as `key=value` overrides (as the smoke tests apply it)."""
-    return [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in spec.smoke.items()]
+    return [f"{k}={_yaml_value(v)}" for k, v in spec.smoke.items()]
+
+
+def _yaml_value(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()
 
 
 def calibrate(spec_path: str, overrides: list[str], spec: SweepSpec, data_root: str | None,
-              echo: Callable[[str], None] = print) -> Rate:
-    """Run the smoke budget once, inline, into a temporary results folder (deleted afterwards)."""
+              echo: Callable[[str], None] = print, extra: list[str] = ()) -> Rate:
+    """Run the smoke budget once, inline, into a temporary results folder (deleted afterwards).
+    `extra`: overrides on top of the smoke budget (e.g. keep the real dataset, which a smoke
+    budget may swap for a bundled one that the cost model cannot scale from)."""
     from orchestrator.executors import make_executor
     from orchestrator.sweep import RunOptions, run_sweep
-    smoke = load_spec(spec_path, list(overrides) + smoke_overrides(spec))
+    smoke_set = smoke_overrides(spec) + list(extra)
+    smoke = load_spec(spec_path, list(overrides) + smoke_set)
     root = tempfile.mkdtemp(prefix="symsweep-calibrate-")
     try:
         location = sweep_location(root, smoke.name)
-        echo(f"calibrating: {len(expand(smoke))} runs of the smoke budget, inline, in a temporary folder ...")
+        echo(f"calibrating: {len(expand(smoke))} runs of the smoke budget ({', '.join(smoke_set)}), inline, "
+             f"in a temporary folder ...")
         run_sweep(smoke, location, make_executor("inline", smoke.resources, smoke.max_failures),
                   RunOptions(data_root=data_root), echo=lambda _line: None)
         store = SweepStore(location)
@@ -121,7 +131,8 @@ def calibrate(spec_path: str, overrides: list[str], spec: SweepSpec, data_root: 
         raise CalibrationFailed("the calibration runs of the smoke budget did not complete; run "
                                 f"`symsweep run {spec_path} --executor inline` at the smoke budget to see why")
     if rate.scaled:
-        return Rate(rate.seconds, True, rate.source + f", scaled by the task's cost model: {UNCERTAIN}")
+        return Rate(rate.seconds, True, rate.source + f", scaled by the task's cost model: {UNCERTAIN}",
+                    rate.mean_cost)
     return Rate(rate.seconds, False, rate.source + ", unscaled: the task declares no cost model, so every run "
                 "is taken to cost what a smoke run cost (a lower bound when the real budget is larger)")
 
@@ -187,7 +198,7 @@ def cost_lines(rate: Rate, spec: SweepSpec, runs: list[RunSpec], slots: int) -> 
 
 
 def plan_report(spec_path: str, overrides: list[str], results: str, do_calibrate: bool,
-                data_root: str | None, echo: Callable[[str], None] = print) -> None:
+                data_root: str | None, echo: Callable[[str], None] = print, calibrate_overrides: list[str] = ()) -> None:
     spec = load_spec(spec_path, overrides)  # a bad spec or --set fails here, as `run` does
     plan, exists, note = dry_plan(spec, results)
     points = len({r.point_id for r in expand(spec)})
@@ -225,7 +236,7 @@ def plan_report(spec_path: str, overrides: list[str], results: str, do_calibrate
                     "counted at their mean)")
     if rate is None and do_calibrate:
         try:
-            rate = calibrate(spec_path, overrides, spec, data_root, echo)
+            rate = calibrate(spec_path, overrides, spec, data_root, echo, list(calibrate_overrides))
         except CalibrationFailed as exc:
             echo(f"no estimate: {exc}")
             return
@@ -233,6 +244,12 @@ def plan_report(spec_path: str, overrides: list[str], results: str, do_calibrate
         echo("no estimate: this sweep has no finished runs yet; pass --calibrate to time one run of its smoke "
              "budget here and scale it by the task's cost model")
         return
+    costs = run_costs(spec, upper or plan.pending) if rate.scaled else None
+    factor = sum(costs) / len(costs) / rate.mean_cost if costs else 1.0
+    if factor > 50 and rate.source.startswith("a calibration"):
+        echo(f"note: a run to do costs {factor:.0f}x a calibration run, whose fixed costs (imports, data, "
+             f"set-up) are scaled with it: an overestimate; raise the calibration budget with --calibrate-set "
+             f"(e.g. more steps or epochs) until it trains for seconds")
     if spec.adaptive is not None:
         echo(f"estimate (from {rate.source}): first round {cost_lines(rate, spec, plan.pending, slots)}")
         echo(f"  up to {spec.adaptive.max} seeds: {cost_lines(rate, spec, upper, slots)}")

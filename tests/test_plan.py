@@ -74,6 +74,7 @@ def test_calibrate_runs_the_smoke_budget_and_names_its_source(cli, write_spec, t
     assert res.returncode == 0, res.stderr
     assert "from a calibration run of the smoke budget (2 runs), scaled by the task's cost model: " \
            "uncertain by about x2" in res.stdout, res.stdout
+    assert "2 runs of the smoke budget (seeds=1)" in res.stdout, res.stdout
     # six runs of ~0.2 s each; the cost model (steps) scales the 10- and 20-step points
     assert 0.5 < run_seconds(res.stdout) < 5, res.stdout
     assert not results.exists() and os.listdir(temp) == []
