@@ -189,7 +189,8 @@ def cost_lines(rate: Rate, spec: SweepSpec, runs: list[RunSpec], slots: int) -> 
     res = spec.resources
     hours = f"{total * res.cpus / 3600:.3g} CPU hours" + (f", {total * res.gpus / 3600:.3g} GPU hours"
                                                            if res.gpus else "")
-    wall = (f"wall ~{duration(wall_seconds(rate, spec, runs, slots))} with {slots} trials at once here"
+    wall = (f"wall ~{duration(wall_seconds(rate, spec, runs, slots))} with {slots} trial"
+            f"{'' if slots == 1 else 's'} at once here"
             if slots else "no wall time here: a trial does not fit on this machine")
     return f"run time {duration(total)} (the runs' summed duration_s), {wall}, {hours}"
 
@@ -225,8 +226,8 @@ def plan_report(spec_path: str, overrides: list[str], results: str, do_calibrate
              f"{spec.adaptive.max} seeds, {len(upper)} runs in all")
     slots, words = slots_here(spec)
     res = spec.resources
-    echo(f"resources: {res.cpus:g} CPUs, {res.gpus:g} GPUs per trial; this machine ({words}) runs {slots} "
-         f"trials at once (plan reads this machine only, not a cluster's --address)")
+    echo(f"resources per trial: {res.cpus:g} CPU, {res.gpus:g} GPU; this machine ({words}) runs {slots} "
+         f"trial{'' if slots == 1 else 's'} at once (plan reads this machine only, not a cluster's --address)")
     if not plan.pending and not upper:
         echo("nothing to run")
         return
