@@ -414,7 +414,7 @@ def _json_numbers(value: str | None) -> str | None:
 def _unique(names: list[str]) -> list[str]:
     """Column names made unique for JSON keys: a, a_1, a_2, ... (skipping names the result has)."""
     taken, out = set(names), []
-    for i, name in enumerate(names):
+    for name in names:
         new, k = name, 0
         while new in out or (new != name and new in taken):
             k += 1
