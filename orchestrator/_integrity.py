@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from orchestrator._fs import describe_os_error
@@ -64,7 +65,13 @@ class Integrity(Segments):
             expected = runs.dropna(subset=["history_rows"])
             expected = expected[expected["history_rows"] > 0]
             if not expected.empty:
-                history, out.unreadable = self.read_history_arrow(columns=["run_id"], verify=True)
+                # the caller's rows give each run's attempt: no second read of the ledger
+                attempts = None
+                if "attempt" in runs:
+                    attempts = pa.table({"run_id": pa.array(runs["run_id"].astype(str), pa.string()),
+                                         "attempt": pa.array(runs["attempt"], pa.int64(), from_pandas=True)})
+                history, out.unreadable = self.read_history_arrow(columns=["run_id"], verify=True,
+                                                                  attempts=attempts)
                 counts = pd.Series(dtype="int64")
                 if history is not None and history.num_rows:
                     per_run = history.group_by("run_id").aggregate([("run_id", "count")])

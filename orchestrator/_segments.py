@@ -140,9 +140,11 @@ class Segments(StoreFiles):
 
     # ------------------------------------------------------------------ history
     def read_history_arrow(self, run_ids: Iterable[str] | None = None, columns: list[str] | None = None,
-                           verify: bool = False) -> tuple[pa.Table | None, list[tuple[str, str]]]:
+                           verify: bool = False, attempts: pa.Table | None = None
+                           ) -> tuple[pa.Table | None, list[tuple[str, str]]]:
         """(history, unreadable files): each run's records of the attempt its row holds (a
-        retried run that logged nothing has none), from the newest file holding them."""
+        retried run that logged nothing has none), from the newest file holding them.
+        `attempts`: the rows' (run_id, attempt) when the caller has read them already."""
         wanted = None if columns is None else list(dict.fromkeys([*columns, "run_id", "attempt"]))
         table, corrupt = self._ranked(HISTORY, wanted, verify)
         if table is None:
@@ -150,7 +152,7 @@ class Segments(StoreFiles):
         if run_ids is not None:
             table = table.filter(pc.is_in(table.column("run_id"), pa.array(list(set(run_ids)), pa.string())))
         if "attempt" in table.column_names and table.num_rows:
-            rows, _ = self.read_ledger_arrow(["run_id", "attempt"])
+            rows = attempts if attempts is not None else self.read_ledger_arrow(["run_id", "attempt"])[0]
             table = own_attempt(table, rows)
         table = newest_history(table)
         drop = ["_rank"] + ([c for c in wanted if c not in columns] if columns is not None else [])

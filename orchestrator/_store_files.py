@@ -114,13 +114,9 @@ class StoreFiles:
         """A path inside the sweep folder, in the filesystem's terms (no URI scheme)."""
         return "/".join([self.root, *parts])
 
-    _p = path  # short form used throughout the store modules
-
     def shown_path(self, path: str) -> str:
         """A path inside this store as the user knows it: `s3://bucket/...` on S3."""
         return path if self.location.scheme == "" else f"{self.location.scheme}://{path}"
-
-    _where = shown_path
 
     @property
     def spec_shown(self) -> str:

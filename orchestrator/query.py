@@ -121,8 +121,8 @@ def find_sweeps(path: str) -> list[SweepFiles]:
 
     def sweep(loc) -> SweepFiles:
         store = SweepStore(loc)
-        return SweepFiles(name=loc.name, store=store, has_runs=has_files(store._p(RUNS)),
-                          has_history=has_files(store._p(HISTORY)), aggregates=tuple(store.aggregate_names()))
+        return SweepFiles(name=loc.name, store=store, has_runs=has_files(store.path(RUNS)),
+                          has_history=has_files(store.path(HISTORY)), aggregates=tuple(store.aggregate_names()))
 
     try:
         if is_file(f"{location.path}/spec.yaml"):

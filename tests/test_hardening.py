@@ -223,15 +223,19 @@ def test_resume_works_on_the_folder_it_is_given_even_after_a_rename(sweep):
 # ----------------------------------------------------------------------------- disk full
 
 
+def _tmpfs(folder: Path, options: str, what: str):
+    """A 1 MB tmpfs mounted at `folder` for one test (root only: skipped elsewhere)."""
+    folder.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount {what} here (needs root): {res.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {res.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    yield from _tmpfs(tmp_path / "disk", "size=1m", "a small tmpfs")
 
 
 @pytest.mark.parametrize("executor", ["inline", "ray"])
@@ -530,13 +534,7 @@ def test_run_into_a_bad_results_location_is_exit_2_in_one_line(tmp_path, results
 
 @pytest.fixture
 def read_only_mount(tmp_path):
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here (needs root): {res.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    yield from _tmpfs(tmp_path / "ro", "ro,size=1m", "a read-only tmpfs")
 
 
 def test_run_into_a_read_only_mount_is_exit_2_in_one_line(read_only_mount, tmp_path):
