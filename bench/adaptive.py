@@ -4,7 +4,7 @@
     python bench/adaptive.py --skip-digits
 
 For each grid, the fixed-seed sweep (max seeds at every point) and the adaptive sweep
-(sweeps/adaptive-digits.yaml's design: rounds, alpha spending; see orchestrator.adaptive)
+(sweeps/adaptive-digits.yaml's design: rounds, alpha spending; see symsweep.adaptive)
 both run through `symsweep run --executor inline`. The fixed sweep decides each
 comparison once, at max seeds, with a 95% paired t interval; the adaptive one decides at
 its looks. Prints key=value: runs of each, the saving, and how many comparisons agree
@@ -25,8 +25,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator.adaptive import DECIDED, paired_interval  # noqa: E402
-from orchestrator.store import SweepStore  # noqa: E402
+from symsweep.adaptive import DECIDED, paired_interval  # noqa: E402
+from symsweep.store import SweepStore  # noqa: E402
 
 SYNTHETIC = """
 name: {name}
@@ -50,7 +50,7 @@ def run(spec_text: str, results: Path) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(textwrap.dedent(spec_text))
     start = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", f.name, "--results", str(results),
+    res = subprocess.run([sys.executable, "-m", "symsweep.cli", "run", f.name, "--results", str(results),
                           "--executor", "inline", "--no-summary"], cwd=REPO, capture_output=True, text=True)
     if res.returncode != 0:
         raise SystemExit(f"sweep failed:\n{res.stdout}\n{res.stderr}")
@@ -76,8 +76,8 @@ def compare(name: str, template: str, axis: str, base, metric: str, adaptive: st
     fixed = SweepStore(str(root / f"{name}-fixed")).read_runs()
     ada = SweepStore(str(root / f"{name}-adaptive")).read_runs()
     fixed_d = decisions(fixed, axis, base, metric)
-    from orchestrator import load_spec
-    from orchestrator.sweep import make_plan
+    from symsweep import load_spec
+    from symsweep.sweep import make_plan
     spec_path = root / "adaptive.yaml"
     spec_path.write_text(textwrap.dedent(template.format(name=f"{name}-adaptive", seeds=adaptive)))
     spec = load_spec(spec_path)

@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestrator import RayExecutor, SweepStore, TrialRunner, expand, pack, spec_from_dict
-from orchestrator._loopback import LoopbackCluster
-from orchestrator.progress import Progress
+from symsweep import RayExecutor, SweepStore, TrialRunner, expand, pack, spec_from_dict
+from symsweep._loopback import LoopbackCluster
+from symsweep.progress import Progress
 
 
 def sweep_wall(address: str, runs: int, sleep: float, per_trial: int, results: str) -> float:

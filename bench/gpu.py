@@ -97,7 +97,7 @@ class GpuSampler:
 
 def run_cli(args: list[str], workdir: Path) -> tuple[subprocess.CompletedProcess, float]:
     """`symsweep ARGS`; the wall time from the plan line to the done line (Ray start-up excluded)."""
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "symsweep.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     planned = done = None
     lines = []
@@ -150,7 +150,7 @@ def rd_sweep(args, workdir: Path) -> None:
 @section("ensemble_speedup")
 def ensembles(args, workdir: Path) -> None:
     import torch
-    from tasks.replica.task import MODELS, ReplicaConfig, train_replicas
+    from symsweep.tasks.replica.task import MODELS, ReplicaConfig, train_replicas
     replicas, epochs = (32, 50) if not args.quick else (3, 2)
     models = list(MODELS) if not args.quick else list(MODELS)[:2]
     speedups = []
@@ -178,7 +178,7 @@ def ensembles(args, workdir: Path) -> None:
 @section("packing_speedup")
 def packing(args, workdir: Path) -> None:
     import pandas as pd
-    from orchestrator.store import SweepStore
+    from symsweep.store import SweepStore
     counts = [1, 2, 4, 8] if args.device == "cuda" and not args.quick else [1, 2]
     trials, replicas, epochs = (8, 8, 30) if not args.quick else (2, 1, 1)
     rates, peaks = {}, {}
@@ -205,8 +205,8 @@ def packing(args, workdir: Path) -> None:
 @section("image_ratio_vs_plain")
 def image(args, workdir: Path) -> None:
     import torch
-    from tasks import SimpleContext
-    from tasks.image_classification import ImageClassificationConfig, run
+    from symsweep import SimpleContext
+    from symsweep.tasks.image_classification import ImageClassificationConfig, run
     from image import images_per_second  # bench/image.py: the plain loop
 
     model_name = "resnet18" if not args.quick else "small_cnn"
@@ -249,8 +249,8 @@ def pinn(args, workdir: Path) -> None:
 def landscape(args, workdir: Path) -> None:
     """The landscape task's own enumeration on the device: Fig. 6B's largest network (expanded
     input and first-layer bias, 2^26 configurations; --quick: raw input, 2^20)."""
-    from tasks import SimpleContext
-    from tasks.landscape.task import LandscapeConfig, run
+    from symsweep import SimpleContext
+    from symsweep.tasks.landscape.task import LandscapeConfig, run
     big = not args.quick
     cfg = LandscapeConfig(network="classifier", expanded=big, first_layer_bias=big)
     run(LandscapeConfig(network="classifier"), 0, SimpleContext(device=args.device))  # warm-up (kernels, caches)

@@ -15,7 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tasks.common.models import MIN_INPUT, MODELS, build_model
+from symsweep.tasks.common.models import MIN_INPUT, MODELS, build_model
 
 
 def images_per_second(model_name: str, size: int, batch: int, steps: int, device: torch.device,

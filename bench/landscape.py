@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from tasks.landscape.enumerate import LossTally, iter_losses
-from tasks.landscape.nets import CnnShape, build_classifier, build_cnn, classifier_inputs, cnn_dataset, dropout_mask
+from symsweep.tasks.landscape.enumerate import LossTally, iter_losses
+from symsweep.tasks.landscape.nets import CnnShape, build_classifier, build_cnn, classifier_inputs, cnn_dataset, dropout_mask
 
 
 def timed(net, repeats: int, **kw) -> tuple[float, int]:

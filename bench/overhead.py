@@ -18,11 +18,11 @@ import os
 import tempfile
 import time
 
-from orchestrator import RayExecutor, SweepStore, TrialRunner, expand, pack, spec_from_dict
-from orchestrator.progress import Progress
-from tasks import SimpleContext, get_task
-from orchestrator.spec import config_from_dict
-from orchestrator.worker import seed_everything
+from symsweep import RayExecutor, SweepStore, TrialRunner, expand, pack, spec_from_dict
+from symsweep.progress import Progress
+from symsweep import SimpleContext, get_task
+from symsweep.spec import config_from_dict
+from symsweep.worker import seed_everything
 
 
 def timed_sweep(runs_per_trial: int, n: int, results: str) -> float:

@@ -17,9 +17,9 @@ import os
 
 import torch
 
-from tasks import SimpleContext
-from tasks.pinn import PDE_NAMES, PinnConfig, run
-from tasks.pinn.data import MissingDataError
+from symsweep import SimpleContext
+from symsweep.tasks.pinn import PDE_NAMES, PinnConfig, run
+from symsweep.tasks.pinn.data import MissingDataError
 
 
 def main() -> None:

@@ -79,8 +79,8 @@ def plain(seed: int, iterations: int, n_domain: int, n_boundary: int, n_initial:
 
 def pipeline(seed: int, iterations: int, n_domain: int, n_boundary: int, n_initial: int, data_root: str,
              device: str = "cpu") -> dict:
-    from tasks import SimpleContext
-    from tasks.pinn import PinnConfig, run
+    from symsweep import SimpleContext
+    from symsweep.tasks.pinn import PinnConfig, run
 
     cfg = PinnConfig(pde="burgers1d", expansion="raw", iterations=iterations, log_every=max(iterations, 1),
                      n_domain=n_domain, n_boundary=n_boundary, n_initial=n_initial, reference="file")

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from tasks.replica.distance import RDSettings, replica_distance
+from symsweep.tasks.replica.distance import RDSettings, replica_distance
 
 
 def main() -> None:

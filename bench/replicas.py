@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from tasks.replica.task import MODELS, ReplicaConfig, train_replicas
+from symsweep.tasks.replica.task import MODELS, ReplicaConfig, train_replicas
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ max_runs: 1000000
 
 def cli(*args: str) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=REPO, capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "symsweep.cli", *args], cwd=REPO, capture_output=True,
                          text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return time.perf_counter() - start, res
 

@@ -1,20 +1,31 @@
-"""symsweep's orchestrator: specs -> runs -> executors -> Parquet store -> aggregates.
+"""symsweep: reproducible sweeps of many small trainings on Ray Tune, with a Parquet ledger.
+
+The one import name for users and plugin authors:
+
+    from symsweep import Task, RunResult, RunContext, SimpleContext   # write a task
+    from symsweep import open_results, comparison_table               # read results
+    from symsweep import load_spec, run_sweep, RunOptions             # run a sweep from Python
 
 The five core objects:
-    SweepSpec      a validated sweep spec (load_spec)          orchestrator.spec
-    RunSpec/Trial  one run; a packed group of runs              orchestrator.spec
-    SweepStore     the Parquet ledger of one sweep              orchestrator.store
-    TrialRunner    executes a trial's runs, writes each at once orchestrator.worker
-    RayExecutor / InlineExecutor  where trials execute          orchestrator.executors
+    SweepSpec      a validated sweep spec (load_spec)          symsweep.spec
+    RunSpec/Trial  one run; a packed group of runs              symsweep.spec
+    SweepStore     the Parquet ledger of one sweep              symsweep.store
+    TrialRunner    executes a trial's runs, writes each at once symsweep.worker
+    RayExecutor / InlineExecutor  where trials execute          symsweep.executors
 
-Afterwards: open_results (SQL and DataFrames, orchestrator.query), comparison_table
-(orchestrator.compare), write_report (orchestrator.report).
+The task contract (Task, RunResult, RunContext, SimpleContext, the statuses, Diverged) lives
+in symsweep.api, the registry in symsweep.registry, the shared statistics in symsweep.stats.
+The paper's experiments are the plugin package symsweep.tasks, which this package never
+imports: every task is found through the `symsweep.tasks` entry-point group.
 """
 import importlib
 
 # name -> module: loaded on first use, so that `symsweep status` does not pay for torch,
-# Ray, DuckDB or matplotlib (see orchestrator.cli).
+# Ray, DuckDB or matplotlib (see symsweep.cli).
 _EXPORTS = {
+    "COMPLETED": "api", "DIVERGED": "api", "FAILED": "api", "Diverged": "api", "RunContext": "api",
+    "RunResult": "api", "SimpleContext": "api", "Task": "api",
+    "available_tasks": "registry", "get_task": "registry",
     "aggregate_sweep": "aggregate", "summary_table": "aggregate", "comparison_table": "compare",
     "LockError": "errors", "QueryError": "errors", "SpecChangedError": "errors", "SpecError": "errors",
     "StoreError": "errors", "StoreUnavailableError": "errors", "ClusterError": "errors",
@@ -31,8 +42,8 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"orchestrator.{_EXPORTS[name]}"), name)
+        raise AttributeError(f"module 'symsweep' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"symsweep.{_EXPORTS[name]}"), name)
     globals()[name] = value
     return value
 

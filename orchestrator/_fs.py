@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from orchestrator.errors import StoreError, StoreUnavailableError
+from symsweep.errors import StoreError, StoreUnavailableError
 
 # S3 settings a URI's query may carry (pyarrow.fs.S3FileSystem keyword arguments).
 S3_OPTIONS = ("region", "scheme", "endpoint_override", "access_key", "secret_key", "session_token",
@@ -227,7 +227,7 @@ def _remove_quietly(path: str) -> None:
 
 def exclusive_create(location: Location, path: str, data: bytes) -> bool:
     """Create `path` holding `data` only if it does not exist; False if it does. For object
-    stores (a local folder's lock is a kernel lock: orchestrator._lock). On S3: a conditional
+    stores (a local folder's lock is a kernel lock: symsweep._lock). On S3: a conditional
     put (If-None-Match: *). Elsewhere there is no atomic create: check, then put (say so)."""
     if location.scheme == "s3":
         return _s3_put_if_absent(location, path, data)

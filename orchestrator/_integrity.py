@@ -20,10 +20,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from orchestrator._fs import describe_os_error
-from orchestrator._segments import Segments
-from orchestrator._store_files import ARTIFACTS, HISTORY, QUARANTINE, RUNS
-from orchestrator.errors import StoreError
+from symsweep._fs import describe_os_error
+from symsweep._segments import Segments
+from symsweep._store_files import ARTIFACTS, HISTORY, QUARANTINE, RUNS
+from symsweep.errors import StoreError
 
 RUN_ID_FOLDER = 16  # artifacts/<run_id>/<name>.npz (before 0.2): a folder named by a 16-hex run id
 

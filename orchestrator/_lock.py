@@ -24,9 +24,9 @@ import socket
 import time
 from typing import Any, Mapping
 
-from orchestrator._fs import describe_os_error, exclusive_create, s3_client
-from orchestrator._store_files import StoreFiles, retrying
-from orchestrator.errors import LockError, StoreError, StoreUnavailableError
+from symsweep._fs import describe_os_error, exclusive_create, s3_client
+from symsweep._store_files import StoreFiles, retrying
+from symsweep.errors import LockError, StoreError, StoreUnavailableError
 
 LOCK_NAME = ".lock"
 

@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from orchestrator._fs import describe_os_error
-from orchestrator._store_files import HISTORY, RUNS, SEGMENT_PREFIX, StoreFiles, parquet_bytes, segment_name
-from orchestrator.errors import StoreUnavailableError
+from symsweep._fs import describe_os_error
+from symsweep._store_files import HISTORY, RUNS, SEGMENT_PREFIX, StoreFiles, parquet_bytes, segment_name
+from symsweep.errors import StoreUnavailableError
 
 HISTORY_SCHEMA = pa.schema([("run_id", pa.string()), ("step", pa.int64()),
                             ("metric", pa.string()), ("value", pa.float64()), ("attempt", pa.int64())])

@@ -1,6 +1,6 @@
 """The files of one sweep folder: paths, atomic writes, reads that retry, verified Parquet.
 
-The base of `SweepStore` (orchestrator.store): everything here is about one file at a time.
+The base of `SweepStore` (symsweep.store): everything here is about one file at a time.
 Segments and compaction (`_segments.py`), damage checks and quarantine (`_integrity.py`) and
 the lock (`_lock.py`) build on it.
 """
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from orchestrator._fs import (
+from symsweep._fs import (
     TEMP_PREFIX,
     Location,
     atomic_put,
@@ -27,7 +27,7 @@ from orchestrator._fs import (
     filesystem,
     parse_location,
 )
-from orchestrator.errors import StoreError, StoreUnavailableError
+from symsweep.errors import StoreError, StoreUnavailableError
 
 RUNS, HISTORY, ARTIFACTS, AGGREGATES, QUARANTINE = "runs", "history", "artifacts", "aggregates", "quarantine"
 SEGMENT_PREFIX = "seg-"

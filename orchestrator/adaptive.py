@@ -15,7 +15,7 @@ m test items moves in steps of 1/m) often gives the same difference for every se
 nearly: the sample's standard deviation is then 0 or far below the spread the metric can
 resolve, and the interval would "decide" after two seeds (simulated null: 10-14 % false
 decisions at start 2). The standard deviation is therefore never taken below the metric's
-measurement step (tasks.common.stats.lattice_step, found from both sides' values; 0 for a
+measurement step (symsweep.stats.lattice_step, found from both sides' values; 0 for a
 continuous metric, which leaves the t interval as it is). Looking after every round
 inflates the error rate, so each look k gets its own share alpha_k of the overall alpha
 from the power spending function alpha * t^rho, where t = seeds at look k / max (rho = 3
@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from orchestrator.errors import SpecError
-from orchestrator.spec import parse_baseline
-from tasks.common.stats import lattice_step, same_level, t_quantile
+from symsweep.errors import SpecError
+from symsweep.spec import parse_baseline
+from symsweep.stats import lattice_step, same_level, t_quantile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -245,7 +245,7 @@ def plan_rounds(settings: AdaptiveSeeds, points: Sequence[tuple[str, dict]], val
 def baseline_pairs(settings: AdaptiveSeeds, points: Sequence[tuple[str, dict]]) -> dict[str, str]:
     """Non-baseline point id -> its baseline point id.
 
-    As in comparison tables (orchestrator.compare), baseline points are matched on the
+    As in comparison tables (symsweep.compare), baseline points are matched on the
     other axes they vary in only: one they hold constant is one the compared axis decides
     (raw images have no fill, so every fill level is compared with the same raw runs).
     """

@@ -3,7 +3,7 @@
 The generic summary groups completed runs by the config columns that vary in the sweep
 and reports mean ± std over seeds of each metric. A sweep with a baseline (the spec's
 `baseline:`, else its adaptive seeds', else the task's) gets a `comparison` table
-(orchestrator.compare). A task can add its own tables
+(symsweep.compare). A task can add its own tables
 (`Task.aggregate`); they are written next to the summary.
 """
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Callable
 
 import pandas as pd
 
-from orchestrator.compare import comparison_table, completed, varying_config_columns
-from orchestrator.spec import SweepSpec, build_settings, resolve_task
-from orchestrator.store import SweepStore
+from symsweep.compare import comparison_table, completed, varying_config_columns
+from symsweep.registry import get_task
+from symsweep.spec import SweepSpec, build_settings
+from symsweep.store import SweepStore
 
 
 def summary_table(runs: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
@@ -64,7 +65,7 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True,
     """Write `summary` and the task's own tables (and figures) under aggregates/; return the tables.
     Files that cannot be read are left out and named through `warn` (default: stderr)."""
     warn = warn or _stderr
-    task = resolve_task(spec.task)
+    task = get_task(spec.task)
     ledger = store.read_ledger()
     runs = ledger.runs
     for path, err in ledger.corrupt:
@@ -76,8 +77,8 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True,
         # baseline vs each other level of its axis; none when the sweep does not vary that axis
         comparison = comparison_table(runs, baseline, list(task.summary_metrics) or None)
         if spec.adaptive is not None:  # seeds were spent by rounds: say where each comparison stopped
-            from orchestrator.adaptive import decision_table, mark_comparison
-            from orchestrator.sweep import make_plan
+            from symsweep.adaptive import decision_table, mark_comparison
+            from symsweep.sweep import make_plan
             plan = make_plan(spec, store, check_outputs=False)
             tables["adaptive"] = decision_table(spec, plan.runs, plan.adaptive)
             comparison = mark_comparison(comparison, tables["adaptive"], next(iter(baseline)))

@@ -23,7 +23,7 @@ import argparse
 import os
 import sys
 
-from orchestrator.errors import SpecError, SymsweepError
+from symsweep.errors import SpecError, SymsweepError
 
 FORMATS = ("table", "csv", "json")
 
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="the paper's reproduction table, computed from the results that exist")
     p.add_argument("results", help="results root holding the sweeps (a folder or a URI)")
-    p.add_argument("--claims", default=None, help="claims file (default: the paper's, tasks/claims.yaml)")
+    p.add_argument("--claims", default=None, help="claims file (default: every registered one: the paper's, tasks/claims.yaml)")
     p.add_argument("--out", default=None,
                    help="write the table here (between the reproduce markers if the file has them)")
 
@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_run(args) -> int:
-    from orchestrator._fs import check_new_sweep, parse_location
-    from orchestrator.spec import load_spec
+    from symsweep._fs import check_new_sweep, parse_location
+    from symsweep.spec import load_spec
     spec = load_spec(args.spec, args.overrides)
     location = parse_location(args.results).join(spec.name)
     check_new_sweep(args.results, location)  # a folder that cannot be made or written: exit 2, nothing written
@@ -175,12 +175,12 @@ def _cmd_run(args) -> int:
 def _check_sweep_folder(path: str, writable: bool = False) -> None:
     """A sweep folder named on the command line must be one (holding spec.yaml), and writable
     for the commands that write: a bad location is bad input, exit 2 in one line."""
-    from orchestrator._fs import check_sweep_folder
+    from symsweep._fs import check_sweep_folder
     check_sweep_folder(path, writable)
 
 
 def _cmd_plan(args) -> int:
-    from orchestrator.plan import plan_report
+    from symsweep.plan import plan_report
     data_root = args.data_root or os.environ.get("SYMSWEEP_DATA")
     if data_root and not os.path.isdir(data_root):
         where = "--data-root" if args.data_root else "SYMSWEEP_DATA"
@@ -191,17 +191,17 @@ def _cmd_plan(args) -> int:
 
 
 def _cmd_resume(args) -> int:
-    from orchestrator.sweep import open_sweep
+    from symsweep.sweep import open_sweep
     _check_sweep_folder(args.sweep_dir, writable=True)
     spec, store = open_sweep(args.sweep_dir)  # the folder given, even if renamed since
     return _execute(spec, store, args, force=False)
 
 
 def _execute(spec, store, args, force: bool) -> int:
-    from orchestrator.aggregate import aggregate_sweep, format_summary
-    from orchestrator.executors import make_executor
-    from orchestrator.spec import resolve_task
-    from orchestrator.sweep import RunOptions, run_sweep
+    from symsweep.aggregate import aggregate_sweep, format_summary
+    from symsweep.executors import make_executor
+    from symsweep.registry import get_task
+    from symsweep.sweep import RunOptions, run_sweep
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     executor = make_executor(args.executor, spec.resources, spec.max_failures, address=address,
                              max_concurrent=args.max_concurrent, num_cpus=args.num_cpus, verbose=args.verbose,
@@ -225,7 +225,7 @@ def _execute(spec, store, args, force: bool) -> int:
         for trial_id, error in list(outcome.report.errors.items())[:3]:
             print(f"  trial {trial_id}: {error}")
     if not args.no_summary and c["completed"]:
-        task = resolve_task(spec.task)
+        task = get_task(spec.task)
         summary = _current_summary(outcome.plan.store, c["completed"]) if not outcome.report.trials else None
         if summary is None:
             summary = aggregate_sweep(spec, outcome.plan.store)["summary"]
@@ -243,7 +243,7 @@ def _current_summary(store, completed: int):
 
 
 def _cmd_status(args) -> int:
-    from orchestrator.sweep import make_plan, open_sweep, status_table
+    from symsweep.sweep import make_plan, open_sweep, status_table
     _check_sweep_folder(args.sweep_dir)
     spec, store = open_sweep(args.sweep_dir)
     plan = make_plan(spec, store, verify=args.verify)
@@ -259,7 +259,7 @@ def _cmd_status(args) -> int:
         print(f"lock: held by pid {holder.get('pid')} on {holder.get('host')}")
     if plan.extra_rows:
         print(f"{plan.extra_rows} rows belong to runs the current spec does not plan")
-    from orchestrator.gpu import advice_line
+    from symsweep.gpu import advice_line
     advice = advice_line(store.read_ledger(columns=["peak_gpu_mem_mb", "gpu_mem_total_mb", "device"]).runs)
     if advice:
         print(advice)
@@ -267,12 +267,12 @@ def _cmd_status(args) -> int:
     print(f"files: {files['runs_files']} run files + {files['runs_segments']} segments, "
           f"{files['history_files']} history files + {files['history_segments']} segments")
     if plan.adaptive is not None:
-        from orchestrator.adaptive import decision_table
+        from symsweep.adaptive import decision_table
         table = decision_table(spec, plan.runs, plan.adaptive)
         state = "complete" if plan.adaptive.complete else "rounds still to run"
         print(f"\nadaptive seeds ({spec.adaptive.metric} vs {dict(spec.adaptive.baseline)}, {state}):\n"
               + table.drop(columns="metric").to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    from orchestrator.store import damage_lines
+    from symsweep.store import damage_lines
     for line in damage_lines(plan.corrupt, plan.damaged, store.shown_path,
                              "moved aside and re-run at the next `symsweep run`/`resume`"):
         print(f"damaged: {line}")
@@ -287,8 +287,8 @@ def _cmd_status(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from orchestrator.export import export_mlflow, export_tensorboard
-    from orchestrator.sweep import open_sweep
+    from symsweep.export import export_mlflow, export_tensorboard
+    from symsweep.sweep import open_sweep
     _check_sweep_folder(args.sweep_dir)
     _, store = open_sweep(args.sweep_dir)
     if args.target == "tensorboard":
@@ -320,7 +320,7 @@ def _export_guarded(fn):
 
 
 def _cmd_compact(args) -> int:
-    from orchestrator.sweep import open_sweep
+    from symsweep.sweep import open_sweep
     _check_sweep_folder(args.sweep_dir, writable=True)
     _, store = open_sweep(args.sweep_dir)
     store.acquire_lock(force=False)  # a live driver folds its own runs; never fold under it
@@ -339,10 +339,11 @@ def _cmd_compact(args) -> int:
 
 
 def _cmd_aggregate(args) -> int:
-    from orchestrator.aggregate import aggregate_sweep, format_summary
-    from orchestrator.compare import format_comparison
-    from orchestrator.spec import resolve_task, spec_from_dict
-    from orchestrator.sweep import open_sweep
+    from symsweep.aggregate import aggregate_sweep, format_summary
+    from symsweep.compare import format_comparison
+    from symsweep.registry import get_task
+    from symsweep.spec import spec_from_dict
+    from symsweep.sweep import open_sweep
     _check_sweep_folder(args.sweep_dir, writable=True)
     spec, store = open_sweep(args.sweep_dir)
     bad = [o for o in args.overrides if not o.startswith("aggregate.")]
@@ -351,7 +352,7 @@ def _cmd_aggregate(args) -> int:
     if args.overrides:
         spec = spec_from_dict(spec.to_dict(), args.overrides, source=store.spec_shown)
     tables = aggregate_sweep(spec, store)
-    task = resolve_task(spec.task)
+    task = get_task(spec.task)
     for name, df in tables.items():
         print(f"{store.aggregates_dir()}/{name}.parquet: {len(df)} rows")
     print("\nsummary:\n" + format_summary(tables["summary"], list(task.summary_metrics)))
@@ -366,7 +367,7 @@ def _cmd_aggregate(args) -> int:
 
 def _cmd_query(args) -> int:
     try:
-        from orchestrator.query import TABLE_ROWS, format_shown, open_results
+        from symsweep.query import TABLE_ROWS, format_shown, open_results
         limit = args.limit if args.limit is not None else TABLE_ROWS if args.format == "table" else 0
         with open_results(args.results, timeout_s=args.timeout) as results:
             shown = [s for s in results.show_all(args.sql, args.format, limit or None) if s is not None]
@@ -377,14 +378,14 @@ def _cmd_query(args) -> int:
                 if len(result.rows) < result.total:
                     print(f"note: printed the first {len(result.rows)} of {result.total} rows "
                           f"(--limit N for more, --limit 0 for all)", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:  # Ctrl-C: DuckDB was interrupted (orchestrator.query); one line, no traceback
+    except KeyboardInterrupt:  # Ctrl-C: DuckDB was interrupted (symsweep.query); one line, no traceback
         print("symsweep: query interrupted", file=sys.stderr)
         return 130
     return 0
 
 
 def _cmd_report(args) -> int:
-    from orchestrator.report import write_report
+    from symsweep.report import write_report
     _check_sweep_folder(args.sweep_dir)
     folder, note = write_report(args.sweep_dir, args.out)
     if note:
@@ -407,18 +408,18 @@ def _cmd_tasks(args) -> int:
 
 def _loaded_tasks():
     """(name, task) of every registered task; a plugin that fails to load is named on stderr."""
-    from orchestrator.spec import resolve_task
-    from tasks import available_tasks
+    from symsweep.registry import available_tasks, get_task
     for name in available_tasks():
         try:
-            yield name, resolve_task(name)
+            yield name, get_task(name)
         except SpecError as exc:
             print(f"warning: {exc}", file=sys.stderr)
 
 
 def _cmd_reproduce(args) -> int:
-    from orchestrator.reproduce import default_claims, evaluate, load_claims, write_table
-    claims = load_claims(args.claims or default_claims())
+    from symsweep.reproduce import default_claims, evaluate, load_claims, write_table
+    paths = [args.claims] if args.claims else default_claims()
+    claims = [claim for path in paths for claim in load_claims(path)]
     rows = evaluate(claims, args.results)
     table = write_table(rows, args.out)
     if args.out is None:

@@ -15,7 +15,7 @@ the axis decides, and every group is compared with the same baseline runs.
     test, p_value                          two-sided; the test that gave it, by name
 
 Statistics, and why:
-- 95% CI: the Student-t interval of the mean (tasks.common.stats.mean_ci), a function of
+- 95% CI: the Student-t interval of the mean (symsweep.stats.mean_ci), a function of
   its own values only. At 3-30 seeds it covers 95 % for normal data; a percentile bootstrap
   covered only 75-90 % there (docs/statistics.md has the measured table, including skewed
   data, where no interval reaches 95 % at few seeds). With n = 1 there is none (NaN).
@@ -34,7 +34,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from tasks.common.stats import (  # noqa: F401 - the shared rules, re-exported here
+from symsweep.stats import (  # noqa: F401 - the shared rules, re-exported here
     BOOTSTRAP_SEED,
     CI_LEVEL,
     MANN_WHITNEY,

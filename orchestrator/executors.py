@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from orchestrator import tracking
-from orchestrator.errors import ClusterError
-from orchestrator.progress import Progress
-from orchestrator.spec import Resources, Trial
-from orchestrator.worker import TrialRunner
+from symsweep import tracking
+from symsweep.errors import ClusterError
+from symsweep.progress import Progress
+from symsweep.spec import Resources, Trial
+from symsweep.worker import TrialRunner
 
 
 @dataclass

@@ -6,7 +6,7 @@
 TensorBoard: one run folder per symsweep run (`<config that varies>-seed<seed>-<run id>`),
 each history metric as a scalar series, and the hparams plugin's data (the resolved config
 and the final metrics), so the HPARAMS tab compares the runs. MLflow: the same as live
-tracking (orchestrator.tracking), from the ledger, with the runs' own start and end times;
+tracking (symsweep.tracking), from the ledger, with the runs' own start and end times;
 runs whose symsweep run id the experiment already holds (ended) are skipped, so an export
 can be repeated.
 """
@@ -19,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from orchestrator.compare import varying_config_columns
-from orchestrator.store import SweepStore
-from orchestrator.tracking import MLFLOW_STATUS, mlflow_client, mlflow_experiment, mlflow_params, require
+from symsweep.compare import varying_config_columns
+from symsweep.store import SweepStore
+from symsweep.tracking import MLFLOW_STATUS, mlflow_client, mlflow_experiment, mlflow_params, require
 
 
 def _config(row: pd.Series) -> dict[str, Any]:

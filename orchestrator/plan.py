@@ -23,11 +23,12 @@ from typing import Callable
 
 import yaml
 
-from orchestrator.errors import SpecChangedError
-from orchestrator.spec import RunSpec, SweepSpec, config_from_dict, expand, load_spec, pack, resolve_task
-from orchestrator.sweep import Plan, _adaptive_runs, check_frozen_spec, make_plan, sweep_location
-from orchestrator.store import SweepStore
-from tasks import COMPLETED
+from symsweep.errors import SpecChangedError
+from symsweep.registry import get_task
+from symsweep.spec import RunSpec, SweepSpec, config_from_dict, expand, load_spec, pack
+from symsweep.sweep import Plan, _adaptive_runs, check_frozen_spec, make_plan, sweep_location
+from symsweep.store import SweepStore
+from symsweep.api import COMPLETED
 
 UNCERTAIN = "uncertain by about x2"
 
@@ -67,7 +68,7 @@ def dry_plan(spec: SweepSpec, results: str) -> tuple[Plan, bool, str | None]:
 
 def run_costs(spec: SweepSpec, runs: list[RunSpec]) -> list[float] | None:
     """The task's relative cost of each run, or None when the task declares no cost model."""
-    task = resolve_task(spec.task)
+    task = get_task(spec.task)
     if task.cost is None:
         return None
     by_point: dict[str, float] = {}
@@ -111,8 +112,8 @@ def calibrate(spec_path: str, overrides: list[str], spec: SweepSpec, data_root: 
     """Run the smoke budget once, inline, into a temporary results folder (deleted afterwards).
     `extra`: overrides on top of the smoke budget (e.g. keep the real dataset, which a smoke
     budget may swap for a bundled one that the cost model cannot scale from)."""
-    from orchestrator.executors import make_executor
-    from orchestrator.sweep import RunOptions, run_sweep
+    from symsweep.executors import make_executor
+    from symsweep.sweep import RunOptions, run_sweep
     smoke_set = smoke_overrides(spec) + list(extra)
     smoke = load_spec(spec_path, list(overrides) + smoke_set)
     root = tempfile.mkdtemp(prefix="symsweep-calibrate-")

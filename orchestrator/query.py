@@ -47,9 +47,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from orchestrator._fs import check_reachable, filesystem, parse_location
-from orchestrator.errors import QueryError, StoreUnavailableError
-from orchestrator.store import HISTORY, HISTORY_SCHEMA, RUN_COLUMNS, RUNS, SweepStore, _concat
+from symsweep._fs import check_reachable, filesystem, parse_location
+from symsweep.errors import QueryError, StoreUnavailableError
+from symsweep.store import HISTORY, HISTORY_SCHEMA, RUN_COLUMNS, RUNS, SweepStore, _concat
 
 FORMATS = ("table", "csv", "json")
 TABLE_ROWS = 1000

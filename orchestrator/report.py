@@ -23,13 +23,13 @@ import pandas as pd
 import pyarrow.fs as pafs
 import yaml
 
-from orchestrator.aggregate import aggregate_sweep, mean_std
-from orchestrator.compare import completed, format_comparison, mean_ci, varying_config_columns
-from orchestrator.query import BUILTIN, open_results
-from orchestrator.spec import resolve_task
-from orchestrator._fs import atomic_put, filesystem, parse_location
-from orchestrator.store import AGGREGATES, HISTORY, SweepStore
-from orchestrator.sweep import make_plan, open_sweep, status_table
+from symsweep.aggregate import aggregate_sweep, mean_std
+from symsweep.compare import completed, format_comparison, mean_ci, varying_config_columns
+from symsweep.query import BUILTIN, open_results
+from symsweep.registry import get_task
+from symsweep._fs import atomic_put, filesystem, parse_location
+from symsweep.store import AGGREGATES, HISTORY, SweepStore
+from symsweep.sweep import make_plan, open_sweep, status_table
 
 MAX_ROWS = 50  # rows shown per task table; the Parquet file has them all
 SLOWEST = 5
@@ -276,7 +276,7 @@ def results_section(tables: dict[str, pd.DataFrame]) -> Section:
 
 def build_sections(spec, store: SweepStore, note: str) -> tuple[str, list[Section], dict[str, bytes]]:
     """(title, sections, figures) of a sweep; the figures are also the blocks of their section."""
-    task = resolve_task(spec.task)
+    task = get_task(spec.task)
     runs = store.read_runs()
     done = completed(runs)
     metrics = list(task.summary_metrics) or [c[7:] for c in runs if c.startswith("metric_")]

@@ -1,7 +1,7 @@
 """The reproduction table: each claim of the paper as data, its verdict computed from results.
 
-A claims file (YAML: a list of claims; the paper's is `tasks/claims.yaml`, installed with
-the package) says, per claim, what the paper states and measured, which sweeps test it
+A claims file (YAML: a list of claims; the paper's is `tasks/claims.yaml`, registered in the
+`symsweep.claims` entry-point group) says, per claim, what the paper states and measured, which sweeps test it
 (best first: the paper's scale, then smaller stand-ins), what to read and the rule that
 turns it into a verdict. `symsweep reproduce RESULTS` reads whatever sweeps exist under
 RESULTS and writes one row per claim and sweep found:
@@ -13,7 +13,7 @@ RESULTS and writes one row per claim and sweep found:
 
 Rules (each on completed runs, restricted by `where`):
 - compare: `metric` of every level of `axis` against `baseline`, per group of the other
-  varying config columns (orchestrator.compare). A setting supports the claim when the 95 %
+  varying config columns (symsweep.compare). A setting supports the claim when the 95 %
   Student-t interval of its difference (paired by seed where the seeds pair up) lies on the
   `better` side of 0, contradicts it when it lies on the other side. All support:
   reproduced; none: not reproduced; else partly. `step`: read the metric from the history
@@ -36,7 +36,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-from orchestrator.errors import ClaimsError
+from symsweep.errors import ClaimsError
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_RUN = "reproduced", "partly", "not reproduced", "not run"
 RULES = ("compare", "order", "fraction")
@@ -77,14 +77,21 @@ class Row:
 # ----------------------------------------------------------------------------- the claims file
 
 
-def default_claims() -> Path:
-    return Path(__file__).resolve().parent.parent / "tasks" / "claims.yaml"
+def default_claims() -> list[Path]:
+    """The claims files installed packages register in the `symsweep.claims` entry-point group
+    (symsweep's own: the paper's, `symsweep.tasks:CLAIMS`), by name."""
+    from symsweep.errors import SpecError
+    from symsweep.registry import registered_claims
+    paths = [path for _, path in registered_claims()]
+    if not paths:
+        raise SpecError("no claims file is registered (entry-point group symsweep.claims); pass --claims FILE")
+    return paths
 
 
 def load_claims(path: str | Path) -> list[Claim]:
     """Claims from a YAML file; anything wrong stops in one line naming the entry."""
-    from orchestrator.errors import SpecError
-    from orchestrator.spec import load_yaml  # the spec files' loader: duplicate keys, alias bombs refused
+    from symsweep.errors import SpecError
+    from symsweep.spec import load_yaml  # the spec files' loader: duplicate keys, alias bombs refused
     path = Path(path)
     try:
         raw = load_yaml(path.read_bytes(), str(path))
@@ -141,8 +148,8 @@ def load_claims(path: str | Path) -> list[Claim]:
 
 def evaluate(claims: list[Claim], results: str) -> list[Row]:
     """One row per claim and sweep found under `results` (a "not run" row when none is)."""
-    from orchestrator.store import SweepStore
-    from orchestrator.sweep import sweep_location
+    from symsweep.store import SweepStore
+    from symsweep.sweep import sweep_location
     rows = []
     for claim in claims:
         found = []
@@ -174,7 +181,7 @@ def _evaluate_one(claim: Claim, spec: str, store) -> Row:
 
 
 def _restrict(runs: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
-    from tasks.common.stats import level_mask
+    from symsweep.stats import level_mask
     for key, value in where.items():
         col = f"cfg_{key}"
         runs = runs[level_mask(runs[col], value)] if col in runs else runs.iloc[0:0]
@@ -188,7 +195,7 @@ def _metric_at_step(store, runs: pd.DataFrame, metric: str, step: int) -> pd.Dat
 
 
 def _compare(claim: Claim, done: pd.DataFrame) -> tuple[str, str]:
-    from orchestrator.compare import comparison_table
+    from symsweep.compare import comparison_table
     o = claim.options
     table = comparison_table(done, {o["axis"]: o["baseline"]}, [claim.metric])
     if table.empty:
@@ -220,7 +227,7 @@ def _pairs_text(table: pd.DataFrame, axis: str, most: int = 6) -> str:
 
 
 def _fraction(claim: Claim, table: pd.DataFrame) -> tuple[str, str]:
-    from tasks.common.stats import proportion_ci
+    from symsweep.stats import proportion_ci
     unit = claim.options["unit"]
     if unit not in table:
         return NOT_RUN, f"the sweep does not vary {unit!r}"
@@ -235,7 +242,7 @@ def _fraction(claim: Claim, table: pd.DataFrame) -> tuple[str, str]:
 
 
 def _order(claim: Claim, done: pd.DataFrame, store) -> tuple[str, str]:
-    from tasks.common.stats import mean_ci
+    from symsweep.stats import mean_ci
     o = claim.options
     by, expected = o["by"], [str(v) for v in o["expected"]]
     if o.get("table"):
@@ -302,7 +309,7 @@ def _scale(done: pd.DataFrame, fields: tuple[str, ...]) -> str:
 
 def _progress(store, done: pd.DataFrame, where: Mapping[str, Any]) -> str:
     """"; partial: N of M planned runs" while the sweep's frozen spec plans runs not done yet."""
-    from orchestrator.spec import expand, spec_from_dict
+    from symsweep.spec import expand, spec_from_dict
     try:
         planned = {r.run_id for r in expand(spec_from_dict(store.read_spec(), source=store.spec_shown))
                    if all(str(r.config.get(k)) == str(v) for k, v in where.items())}

@@ -21,8 +21,9 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 import yaml
 
-from orchestrator.errors import SpecError, UnknownTaskError, yaml_error_line
-import tasks as task_registry
+from symsweep.errors import SpecError, yaml_error_line
+from symsweep.api import Task
+from symsweep.registry import get_task
 
 # ----------------------------------------------------------------------------- dataclasses
 
@@ -74,7 +75,7 @@ class SweepSpec:
     """Experiment trackers that mirror the runs live, e.g. {mlflow: URI, experiment: NAME}."""
     adaptive: Any = None
     """AdaptiveSeeds when `seeds: {adaptive: ...}`: `seeds` then holds every seed it may use
-    (0..max-1), and rounds decide which of them run (orchestrator.adaptive)."""
+    (0..max-1), and rounds decide which of them run (symsweep.adaptive)."""
     baseline: Mapping[str, Any] = field(default_factory=dict)
     """The spec's `baseline: {axis: level}`, empty when it sets none; see comparison_baseline.
     Not part of the runs' identity (a plain sweep's comparison is an analysis setting)."""
@@ -87,7 +88,7 @@ class SweepSpec:
             return dict(self.baseline)
         if self.adaptive is not None:
             return dict(self.adaptive.baseline)
-        return dict(resolve_task(self.task).baseline)
+        return dict(get_task(self.task).baseline)
 
     def science(self) -> dict:
         """What defines the runs: a change here changes the sweep (resume refuses it)."""
@@ -223,7 +224,7 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
                         f"name of at most {MAX_NAME_LENGTH} letters, digits, '-', '_' and '.', starting with a "
                         f"letter or digit")
 
-    task = resolve_task(raw["task"])
+    task = get_task(raw["task"])
     for what in ("fixed", "axes"):
         if not isinstance(raw.get(what) or {}, dict):
             raise SpecError(f"{source}: '{what}' must be a mapping of parameter -> value")
@@ -265,7 +266,7 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
     if isinstance(seeds_raw, dict):
         if set(seeds_raw) != {"adaptive"}:
             raise SpecError(f"{source}: seeds must be a count, a list, or {{adaptive: {{...}}}}, got {seeds_raw!r}")
-        from orchestrator.adaptive import parse_adaptive
+        from symsweep.adaptive import parse_adaptive
         adaptive = parse_adaptive(seeds_raw["adaptive"], task, axes, source, baseline)
         seeds_raw = adaptive.max
     # counted before a seed tuple is built: `seeds: 1000000000` is refused at once
@@ -278,7 +279,7 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
     for key in ("smoke", "aggregate"):
         if not isinstance(raw.get(key) or {}, dict):
             raise SpecError(f"{source}: '{key}' must be a mapping")
-    from orchestrator.tracking import check_tracking
+    from symsweep.tracking import check_tracking
     tracking = check_tracking(raw.get("tracking") or {}, source)
     spec = SweepSpec(
         name=name,
@@ -300,7 +301,7 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
     build_settings(task, spec.aggregate, source)
     grid = grid_points(spec)  # builds every config once, so invalid combinations fail here
     if adaptive is not None:
-        from orchestrator.adaptive import baseline_pairs
+        from symsweep.adaptive import baseline_pairs
         try:
             baseline_pairs(adaptive, grid)
         except SpecError as exc:
@@ -319,7 +320,7 @@ def _check_seed_list(raw: Mapping, overrides: Sequence[tuple[str, Any]], source:
                         f"runs; shrink it, or set max_runs (e.g. --set max_runs={len(seeds)}) if you mean it")
 
 
-def _in_range(task: task_registry.Task, key: str, value: Any, where: str, source: str) -> Any:
+def _in_range(task: Task, key: str, value: Any, where: str, source: str) -> Any:
     """`value` of parameter `key`, checked against the range the task declares for it
     (`BUDGET_RANGES` of its config class: steps, epochs, batch sizes...). A budget no one can
     mean (`steps: 99999999999999999999999`) would make a run that never ends."""
@@ -501,7 +502,7 @@ def parse_baseline(raw: Any, axes: Mapping[str, tuple], where: str = "spec: base
     """A `baseline: {axis: level}` mapping, checked against the spec's axes (one line that starts
     with `where`, names what is wrong and what is allowed). The level comes back as the axis holds
     it (0 -> 0.0)."""
-    from tasks.common.stats import same_level  # here: the module imports pandas, which `status` never needs
+    from symsweep.stats import same_level  # here: the module imports pandas, which `status` never needs
     shown_axes = ", ".join(axes) or "(none: a baseline needs an axis)"
     if not isinstance(raw, Mapping) or len(raw) != 1:
         example = f"{{{next(iter(axes))}: {axes[next(iter(axes))][0]!r}}}" if axes else "{expansion_factor: 1}"
@@ -517,19 +518,12 @@ def parse_baseline(raw: Any, axes: Mapping[str, tuple], where: str = "spec: base
     return {axis: match[0]}
 
 
-def resolve_task(name: str) -> task_registry.Task:
-    try:
-        return task_registry.get_task(name)
-    except task_registry.UnknownTaskError as exc:
-        raise UnknownTaskError(str(exc)) from None
-
-
 # ----------------------------------------------------------------------------- expansion
 
 
 def grid_points(spec: SweepSpec) -> list[tuple[str, dict]]:
     """(point id, resolved plain config) of each distinct grid point, axes in spec order."""
-    task = resolve_task(spec.task)
+    task = get_task(spec.task)
     names = list(spec.axes)
     points: dict[str, dict] = {}
     for combo in itertools.product(*(spec.axes[n] for n in names)):
@@ -564,7 +558,7 @@ def _run_ids(task: str, config: Mapping[str, Any], seeds: Sequence[int]) -> list
     return [sha(head + str(int(s)).encode() + tail).hexdigest()[:16] for s in seeds]
 
 
-def build_settings(task: task_registry.Task, options: Mapping[str, Any], source: str = "spec"):
+def build_settings(task: Task, options: Mapping[str, Any], source: str = "spec"):
     """The task's aggregation settings from a spec's `aggregate:` mapping, validated."""
     if not isinstance(options, Mapping):
         raise SpecError(f"{source}: 'aggregate' must be a mapping of setting -> value")
@@ -581,7 +575,7 @@ def build_settings(task: task_registry.Task, options: Mapping[str, Any], source:
         raise SpecError(f"{source}: invalid aggregate settings: {exc}") from None
 
 
-def build_config(task: task_registry.Task, params: Mapping[str, Any]):
+def build_config(task: Task, params: Mapping[str, Any]):
     try:
         return task.config_cls(**params)
     except (TypeError, ValueError) as exc:
@@ -589,7 +583,7 @@ def build_config(task: task_registry.Task, params: Mapping[str, Any]):
         raise SpecError(f"task {task.name!r}: invalid parameters ({shown}): {exc}") from None
 
 
-def config_from_dict(task: task_registry.Task, plain: Mapping[str, Any]):
+def config_from_dict(task: Task, plain: Mapping[str, Any]):
     """Rebuild a task's config from its plain form (as stored in a trial or a run row)."""
     hints = typing.get_type_hints(task.config_cls)
     return task.config_cls(**{k: _coerce(k, v, hints[k]) for k, v in plain.items()})

@@ -35,10 +35,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import yaml
 
-from orchestrator._fs import Location, describe_os_error
-from orchestrator._integrity import Damage, Integrity, OutputCheck, damage_lines  # noqa: F401 - the store's API
-from orchestrator._lock import StoreLock
-from orchestrator._segments import (  # noqa: F401 - the store's API
+from symsweep._fs import Location, describe_os_error
+from symsweep._integrity import Damage, Integrity, OutputCheck, damage_lines  # noqa: F401 - the store's API
+from symsweep._lock import StoreLock
+from symsweep._segments import (  # noqa: F401 - the store's API
     COMPACT_EVERY,
     HISTORY_SCHEMA,
     MERGE_SEGMENTS_AT,
@@ -48,7 +48,7 @@ from orchestrator._segments import (  # noqa: F401 - the store's API
     newest_history,
     newest_rows,
 )
-from orchestrator._store_files import (  # noqa: F401 - the store's API
+from symsweep._store_files import (  # noqa: F401 - the store's API
     AGGREGATES,
     ARTIFACTS,
     HISTORY,
@@ -59,7 +59,7 @@ from orchestrator._store_files import (  # noqa: F401 - the store's API
     parquet_bytes,
     retrying,
 )
-from orchestrator.errors import SpecError, StoreError, StoreUnavailableError
+from symsweep.errors import SpecError, StoreError, StoreUnavailableError
 
 # Columns every row of the `runs` table has (docs "Store tables" documents each), besides
 # one `cfg_<name>` column per config field, one `metric_<name>` column per final metric and
@@ -95,7 +95,7 @@ class SweepStore(Integrity):
             raise StoreError(f"{self.shown} is not a sweep folder (no spec.yaml)") from None
         except OSError as exc:
             raise StoreUnavailableError(f"cannot read {where}: {describe_os_error(exc, where)}") from None
-        from orchestrator.spec import load_yaml  # the spec files' loader and limits (no alias bombs, ...)
+        from symsweep.spec import load_yaml  # the spec files' loader and limits (no alias bombs, ...)
         try:
             return load_yaml(data, where)
         except SpecError as exc:
@@ -193,7 +193,7 @@ class SweepStore(Integrity):
     def aggregates_dir(self) -> str:
         return self.shown_path(self.path(AGGREGATES))
 
-    # ------------------------------------------------------------------ lock (orchestrator._lock)
+    # ------------------------------------------------------------------ lock (symsweep._lock)
     def acquire_lock(self, force: bool = False) -> dict:
         """Take the sweep's lock, refused while another live driver holds it; returns the
         previous holder ({} if none) with `stale` / `unreadable` / `forced` when taken over."""

@@ -17,14 +17,14 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from orchestrator.errors import SpecChangedError, StoreError
-from orchestrator.executors import ExecutionReport, Executor
-from orchestrator.progress import Progress
-from orchestrator.spec import RunSpec, SweepSpec, Trial, describe_changes, expand, pack, spec_from_dict
-from orchestrator.store import COMPACT_EVERY, Damage, OutputCheck, SweepStore, damage_lines
-from orchestrator.tracking import Trackers
-from orchestrator.worker import TrialRunner, git_commit
-from tasks import COMPLETED, DIVERGED, FAILED
+from symsweep.errors import SpecChangedError, StoreError
+from symsweep.executors import ExecutionReport, Executor
+from symsweep.progress import Progress
+from symsweep.spec import RunSpec, SweepSpec, Trial, describe_changes, expand, pack, spec_from_dict
+from symsweep.store import COMPACT_EVERY, Damage, OutputCheck, SweepStore, damage_lines
+from symsweep.tracking import Trackers
+from symsweep.worker import TrialRunner, git_commit
+from symsweep.api import COMPLETED, DIVERGED, FAILED
 
 FINAL = (COMPLETED, FAILED, DIVERGED)
 
@@ -46,7 +46,7 @@ class Plan:
     damaged: list[Damage] = field(default_factory=list)
     """Planned runs with a final row whose history or artifacts are missing or damaged."""
     adaptive: Any = None
-    """For adaptive seeds: the rounds replayed against the ledger (orchestrator.adaptive.AdaptivePlan)."""
+    """For adaptive seeds: the rounds replayed against the ledger (symsweep.adaptive.AdaptivePlan)."""
 
     def count(self, status: str) -> int:
         return sum(1 for s in self.status.values() if s == status)
@@ -109,7 +109,7 @@ def make_plan(spec: SweepSpec, store: SweepStore, retry_failed: bool = False, ch
 
 def _adaptive_runs(spec: SweepSpec, runs: list[RunSpec], rows: pd.DataFrame):
     """The runs the adaptive rounds need now, and the rounds' state."""
-    from orchestrator.adaptive import plan_rounds
+    from symsweep.adaptive import plan_rounds
     by_id = {r.run_id: r for r in runs}
     metric = f"metric_{spec.adaptive.metric}"
     values, final = {}, set()
@@ -162,7 +162,7 @@ class SweepOutcome:
 
 def sweep_location(results: str, name: str) -> str:
     """The sweep folder `name` under a results root (a path or a URI, its query kept last)."""
-    from orchestrator._fs import parse_location
+    from symsweep._fs import parse_location
     return parse_location(results).join(name).uri
 
 
@@ -276,7 +276,7 @@ def _execute_rounds(spec, store, executor, options, echo, runs, plan, quarantine
 
 
 def adaptive_open(plan: Plan) -> int:
-    from orchestrator.adaptive import OPEN
+    from symsweep.adaptive import OPEN
     return sum(d.state == OPEN for d in plan.adaptive.decisions.values()) if plan.adaptive else 0
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping, Protocol
 
-from orchestrator.errors import SpecError
+from symsweep.errors import SpecError
 
 ENTRY_POINT_GROUP = "symsweep.trackers"
 BUILTIN = ("mlflow", "experiment")

@@ -22,12 +22,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-import tasks as task_registry
-from tasks import COMPLETED, DIVERGED, FAILED, SimpleContext
-from orchestrator.gpu import device_name, peak_memory_mb, pick_device, total_memory_mb
-from orchestrator.spec import Trial, config_from_dict
-from orchestrator.store import SweepStore
-from orchestrator.tracking import RunInfo, Trackers
+from symsweep.api import COMPLETED, DIVERGED, FAILED, Diverged, RunResult, SimpleContext
+from symsweep.registry import get_task
+from symsweep.gpu import device_name, peak_memory_mb, pick_device, total_memory_mb
+from symsweep.spec import Trial, config_from_dict
+from symsweep.store import SweepStore
+from symsweep.tracking import RunInfo, Trackers
 
 ProgressFn = Callable[[dict], None]
 
@@ -140,13 +140,13 @@ class TrialRunner:
     git_commit: str | None = None
     retry_failed: bool = False
     trackers: Trackers | None = None
-    """Experiment trackers mirroring each run live (best effort; see orchestrator.tracking)."""
+    """Experiment trackers mirroring each run live (best effort; see symsweep.tracking)."""
     _tracked: dict = field(default_factory=dict, repr=False)
     """run_id -> the trackers of a run in progress."""
 
     def __call__(self, trial: Trial, report: ProgressFn | None = None) -> dict:
         store = SweepStore(self.store_uri)
-        task = task_registry.get_task(trial.task)
+        task = get_task(trial.task)
         config = config_from_dict(task, trial.config)
         threads = max(1, int(self.cpus_per_trial))
         device = pick_device(self.gpus_per_trial)
@@ -320,10 +320,10 @@ def _text_fields(config_cls) -> frozenset[str]:
     return frozenset(out)
 
 
-def _call(fn: Callable[[], task_registry.RunResult]):
+def _call(fn: Callable[[], RunResult]):
     try:
         return _outcome_of(fn())
-    except task_registry.Diverged as exc:
+    except Diverged as exc:
         return DIVERGED, None, f"Diverged: {exc}", None
     except Exception as exc:  # noqa: BLE001 - a failed run is a row, and the sweep goes on
         tb = traceback.format_exc()
@@ -331,7 +331,7 @@ def _call(fn: Callable[[], task_registry.RunResult]):
 
 
 def _outcome_of(result) -> tuple[str, Any, str | None, str | None]:
-    if not isinstance(result, task_registry.RunResult):
+    if not isinstance(result, RunResult):
         return FAILED, None, f"TypeError: task returned {type(result).__name__}, not RunResult", None
     status = result.status
     error = None

@@ -4,7 +4,7 @@ One run trains a small U-Net to predict the noise of a color image x_t given t a
 grayscale image as a condition (concatenated channels), then colorizes the test set's
 grayscale images by sampling, and scores MAE and MSE against the true colors.
 
-Expansion (`expansion_factor` k > 1, `tasks.common.expansion`): the clean color image and the
+Expansion (`expansion_factor` k > 1, `symsweep.tasks.common.expansion`): the clean color image and the
 grayscale condition are both expanded (pixel (i, j) -> (k*i, k*j), `fill` elsewhere, in
 pixel units), the forward process noises the whole expanded image, and the loss is taken
 only at the original positions (`original_mask`), as the paper says. The colorized image is
@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks.common.api import Diverged, RunContext, RunResult, Task
-from tasks.common.expansion import expand_image, original_mask
+from symsweep.api import Diverged, RunContext, RunResult, Task
+from symsweep.tasks.common.expansion import expand_image, original_mask
 
 LUMA = (0.299, 0.587, 0.114)
 

@@ -23,11 +23,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from tasks.common.api import Diverged, RunContext, RunResult, Task
-from tasks.common.stats import completed
-from tasks.common.datasets import DATASETS, ImageData, image_size_of, load_dataset
-from tasks.common.expansion import RANDOM
-from tasks.common.models import MIN_INPUT, build_model, count_parameters
+from symsweep.api import Diverged, RunContext, RunResult, Task
+from symsweep.stats import completed
+from symsweep.tasks.common.datasets import DATASETS, ImageData, image_size_of, load_dataset
+from symsweep.tasks.common.expansion import RANDOM
+from symsweep.tasks.common.models import MIN_INPUT, build_model, count_parameters
 
 # Datasets whose classes a left-right mirror changes (digits, Japanese characters): the
 # standard augmentation crops them but does not flip them.
@@ -296,7 +296,7 @@ def _aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict
 
 
 def _figures(tables: dict, runs, history) -> dict:
-    from tasks.common.plots import subplots
+    from symsweep.tasks.common.plots import subplots
     figs = {}
     grid = tables.get("expansion_grid", pd.DataFrame())
     for (dataset, model), part in (grid.groupby(["dataset", "model"]) if not grid.empty else []):

@@ -23,8 +23,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from tasks.common.api import RunContext, RunResult, Task
-from tasks.common.stats import completed
+from symsweep.api import RunContext, RunResult, Task
+from symsweep.stats import completed
 
 MAX_EXACT_SITES = 25   # 2^25 configurations, enumerated in chunks
 AUTO_EXACT_SITES = 16  # "auto" enumerates exactly up to 4x4
@@ -160,7 +160,7 @@ def aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict[
 def figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
     """fig5b_energies: per lattice size (lowest seed), energy against configuration (sorted)
     for h = 0 and h != 0, and the degeneracy of each level."""
-    from tasks.common.plots import subplots
+    from symsweep.tasks.common.plots import subplots
 
     lv = tables.get("ising_levels")
     if lv is None or lv.empty:

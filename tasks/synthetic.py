@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.common.api import RunContext, RunResult, Task
+from symsweep.api import RunContext, RunResult, Task
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 # Commands that never start Ray or another process of their own. The tests run them in this
-# process through the CLI's entry point (`orchestrator.cli.main`): the same parsing, checks,
+# process through the CLI's entry point (`symsweep.cli.main`): the same parsing, checks,
 # messages and exit codes, without paying ~1-8 s of interpreter start-up and torch / sklearn /
 # matplotlib imports per call. Everything that starts Ray, is given its own environment, or
-# is asked for with `isolated=True` still runs as a real `python -m orchestrator.cli` process.
+# is asked for with `isolated=True` still runs as a real `python -m symsweep.cli` process.
 _NO_PROCESS_COMMANDS = {"status", "query", "aggregate", "report", "compact", "tasks", "data", "export", "reproduce"}
 
 
@@ -41,14 +41,14 @@ def symsweep(*args: str, cwd: Path | None = None, timeout: float = 300, env: dic
         return _symsweep_here(args, cwd or REPO)
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("RAY_ADDRESS", None)
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=cwd or REPO,
+    return subprocess.run([sys.executable, "-m", "symsweep.cli", *args], cwd=cwd or REPO,
                           capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
 def _symsweep_here(args: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess:
     import contextlib
     import io
-    from orchestrator.cli import main
+    from symsweep.cli import main
     out, err = io.StringIO(), io.StringIO()
     old_cwd, ray_address = os.getcwd(), os.environ.pop("RAY_ADDRESS", None)
     try:
@@ -67,14 +67,14 @@ def _symsweep_here(args: tuple[str, ...], cwd: Path) -> subprocess.CompletedProc
 
 def ledger(sweep_dir) -> "pd.DataFrame":
     """The runs table of a sweep folder as every reader sees it (one row per run id)."""
-    from orchestrator.store import SweepStore
+    from symsweep.store import SweepStore
     return SweepStore(str(sweep_dir)).read_runs()
 
 
 def raw_rows(sweep_dir) -> "pd.DataFrame":
     """Every row of every run file and segment, duplicates included (a path or a URI)."""
     import pandas as pd
-    from orchestrator.store import RUNS, SweepStore
+    from symsweep.store import RUNS, SweepStore
     store = SweepStore(str(sweep_dir))
     small, segments = store._sources(RUNS)
     tables, corrupt = store._read_tables(small + segments)

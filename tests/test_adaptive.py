@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import assert_ran_once, ledger, symsweep
-from orchestrator import SpecError, spec_from_dict
-from orchestrator.adaptive import AT_MAX, BASELINE, DECIDED, OPEN, AdaptiveSeeds, paired_interval, plan_rounds
-from tasks.common.stats import lattice_step
+from symsweep import SpecError, spec_from_dict
+from symsweep.adaptive import AT_MAX, BASELINE, DECIDED, OPEN, AdaptiveSeeds, paired_interval, plan_rounds
+from symsweep.stats import lattice_step
 
 SPEC = """
 name: ad

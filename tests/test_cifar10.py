@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.common import datasets
-from tasks.common.datasets import CIFAR10_CLASSES, cifar_jpeg_cache, load_dataset
+from symsweep.tasks.common import datasets
+from symsweep.tasks.common.datasets import CIFAR10_CLASSES, cifar_jpeg_cache, load_dataset
 
 from conftest import SHARED_DATA, ledger
 

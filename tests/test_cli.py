@@ -107,7 +107,7 @@ def test_changed_spec_is_refused_unless_forced(cli, tmp_path, write_spec):
 
 def test_a_second_driver_is_refused_while_the_first_runs(cli, tmp_path, write_spec):
     spec = write_spec(SYN.replace("sleep_s: 0.0", "sleep_s: 0.5"))
-    first = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--results",
+    first = subprocess.Popen([sys.executable, "-m", "symsweep.cli", "run", str(spec), "--results",
                               str(tmp_path), "--executor", "inline"], cwd=REPO, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
@@ -128,7 +128,7 @@ def test_a_second_driver_is_refused_while_the_first_runs(cli, tmp_path, write_sp
 def test_sigkill_mid_sweep_then_resume_runs_everything_exactly_once(cli, tmp_path, write_spec):
     spec = write_spec(SYN.replace("sleep_s: 0.0", "sleep_s: 0.4").replace("seeds: 3", "seeds: 8")
                       .replace("runs_per_trial: 3", "runs_per_trial: 4"))
-    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--results",
+    driver = subprocess.Popen([sys.executable, "-m", "symsweep.cli", "run", str(spec), "--results",
                                str(tmp_path), "--num-cpus", "2"], cwd=REPO, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True,
                               env={**os.environ, "PYTHONUNBUFFERED": "1"})

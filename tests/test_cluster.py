@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, assert_ran_once, ledger
-from orchestrator._loopback import LoopbackCluster
+from symsweep._loopback import LoopbackCluster
 
 pytestmark = pytest.mark.cluster
 
@@ -38,7 +38,7 @@ def cluster(tmp_path):
 
 
 def _driver(cluster, spec: Path, results: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--results", str(results),
+    return subprocess.Popen([sys.executable, "-m", "symsweep.cli", "run", str(spec), "--results", str(results),
                              "--address", cluster.address, *extra], cwd=REPO, env=cluster.env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -69,7 +69,7 @@ def test_killing_the_worker_node_mid_sweep_loses_and_doubles_nothing(cluster, tm
     cluster.kill("worker")  # its trials die mid-run; Tune retries them on the head
     out, err = driver.communicate(timeout=300)
     if driver.returncode != 0:  # retries exhausted: the ledger keeps what finished, resume does the rest
-        res = subprocess.run([sys.executable, "-m", "orchestrator.cli", "resume", str(tmp_path / "res" / "clu"),
+        res = subprocess.run([sys.executable, "-m", "symsweep.cli", "resume", str(tmp_path / "res" / "clu"),
                               "--address", cluster.address], cwd=REPO, env=cluster.env(), capture_output=True,
                              text=True, timeout=300)
         assert res.returncode == 0, res.stderr
@@ -86,7 +86,7 @@ def test_killing_the_worker_node_with_results_on_s3_loses_and_doubles_nothing(s3
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC.format(sleep=0.4, seeds=12, per_trial=2, cpus=1, gpus=0))
     results = s3.uri(f"cluster-{tmp_path.name}")
-    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--results", results,
+    driver = subprocess.Popen([sys.executable, "-m", "symsweep.cli", "run", str(spec), "--results", results,
                                "--address", cluster.address], cwd=REPO, env=cluster.env(),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -95,7 +95,7 @@ def test_killing_the_worker_node_with_results_on_s3_loses_and_doubles_nothing(s3
     cluster.kill("worker")
     out, err = driver.communicate(timeout=300)
     if driver.returncode != 0:
-        res = subprocess.run([sys.executable, "-m", "orchestrator.cli", "resume", f"{results}/clu",
+        res = subprocess.run([sys.executable, "-m", "symsweep.cli", "resume", f"{results}/clu",
                               "--address", cluster.address], cwd=REPO, env=cluster.env(), capture_output=True,
                              text=True, timeout=300)
         assert res.returncode == 0, res.stderr
@@ -113,7 +113,7 @@ def test_killing_the_driver_then_resume_completes_the_sweep(cluster, tmp_path):
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     time.sleep(2)  # the cluster reaps the dead driver's trial actors
-    res = subprocess.run([sys.executable, "-m", "orchestrator.cli", "resume", str(tmp_path / "res" / "clu"),
+    res = subprocess.run([sys.executable, "-m", "symsweep.cli", "resume", str(tmp_path / "res" / "clu"),
                           "--address", cluster.address], cwd=REPO, env=cluster.env(), capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr
@@ -151,7 +151,7 @@ def test_a_driver_picks_up_the_cluster_token_as_rays_cli_does(cluster, tmp_path)
     env = {k: v for k, v in cluster.env().items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     home = tmp_path / "home"
     home.mkdir()
-    res = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--results",
+    res = subprocess.run([sys.executable, "-m", "symsweep.cli", "run", str(spec), "--results",
                           str(tmp_path / "res"), "--address", cluster.address, "--no-summary"],
                          cwd=REPO, env={**env, "HOME": str(home)}, capture_output=True, text=True, timeout=180)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
@@ -160,7 +160,7 @@ def test_a_driver_picks_up_the_cluster_token_as_rays_cli_does(cluster, tmp_path)
 
     (home / ".ray").mkdir()
     (home / ".ray" / "auth_token").write_text(cluster.token)
-    res = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--results",
+    res = subprocess.run([sys.executable, "-m", "symsweep.cli", "run", str(spec), "--results",
                           str(tmp_path / "res"), "--address", cluster.address, "--no-summary"],
                          cwd=REPO, env={**env, "HOME": str(home)}, capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr

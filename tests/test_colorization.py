@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tasks import SimpleContext
-from tasks.colorization import (ColorizationConfig, UNet, _Inputs, alpha_bars, diffusion_loss, load_data,
+from symsweep import SimpleContext
+from symsweep.tasks.colorization import (ColorizationConfig, UNet, _Inputs, alpha_bars, diffusion_loss, load_data,
                                 run, sample, sample_image_crops)
 
 TINY = dict(dataset="sample_images", image_size=8, base_channels=8, steps=4, log_every=2, timesteps=20,

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import InlineExecutor, RayExecutor, SweepStore, TrialRunner, expand, pack, spec_from_dict
-from orchestrator.progress import Progress
-from orchestrator.spec import Resources
+from symsweep import InlineExecutor, RayExecutor, SweepStore, TrialRunner, expand, pack, spec_from_dict
+from symsweep.progress import Progress
+from symsweep.spec import Resources
 
 
 @pytest.fixture(params=["inline", "ray"])
@@ -79,7 +79,7 @@ def test_a_rerun_trial_skips_finished_runs(executor, tmp_path):
 
 def test_run_rows_carry_the_documented_columns(tmp_path):
     from conftest import REPO
-    from orchestrator.store import HISTORY_SCHEMA, RUN_COLUMNS
+    from symsweep.store import HISTORY_SCHEMA, RUN_COLUMNS
     spec, store, runner = _sweep(tmp_path)
     _execute(InlineExecutor(), spec, store, runner)
     runs = store.read_runs()
@@ -100,7 +100,7 @@ def test_a_task_without_torch_never_imports_it_and_a_torch_task_is_seeded(tmp_pa
     from conftest import REPO
     script = f"""
 import sys
-from orchestrator import SweepStore, TrialRunner, expand, pack, spec_from_dict
+from symsweep import SweepStore, TrialRunner, expand, pack, spec_from_dict
 spec = spec_from_dict({{"name": "s", "task": "synthetic", "seeds": 2}})
 store = SweepStore({str(tmp_path / 's')!r})
 for trial in pack(expand(spec), 2):
@@ -113,7 +113,7 @@ print("torch imported:", "torch" in sys.modules)
     assert "torch imported: False" in res.stdout
 
     import torch
-    from orchestrator.worker import seed_everything
+    from symsweep.worker import seed_everything
     seed_everything(5)
     first = torch.rand(3)
     seed_everything(5, torch_too=False)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from orchestrator import SpecError, spec_from_dict
-from orchestrator.gpu import CUDA_CONTEXT_MB, advice_line, cuda_available, packing_advice, pick_device
+from symsweep import SpecError, spec_from_dict
+from symsweep.gpu import CUDA_CONTEXT_MB, advice_line, cuda_available, packing_advice, pick_device
 
 BASE = {"name": "g", "task": "synthetic", "seeds": 1}
 
@@ -96,7 +96,7 @@ needs_cuda = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA devic
 @needs_cuda
 def test_vectorized_and_one_by_one_replicas_agree_per_seed_on_cuda():
     import numpy as np
-    from tasks.replica.task import MODELS, ReplicaConfig, flat_weights, train_replicas
+    from symsweep.tasks.replica.task import MODELS, ReplicaConfig, flat_weights, train_replicas
     for model in MODELS:
         cfg = ReplicaConfig(model=model, dataset="digits", epochs=3, augment="paper")
         one = {s: flat_weights(m) for s, m, _ in train_replicas(cfg, [0, 1, 2], None, "cuda", False)}

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, assert_ran_once, ledger, symsweep
-from orchestrator import QueryError, open_results
+from symsweep import QueryError, open_results
 
 SYN = """
 name: syn
@@ -116,8 +116,8 @@ def test_a_damaged_history_or_artifact_is_listed_and_its_run_runs_again(sweep):
     (seg,) = (sweep / "history").glob("seg-*.parquet")
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-    from orchestrator.store import parquet_bytes
-    from orchestrator._store_files import segment_name
+    from symsweep.store import parquet_bytes
+    from symsweep._store_files import segment_name
     table = pq.read_table(seg)
     data = parquet_bytes(table.filter(pc.not_equal(table["run_id"], victim)))
     seg.unlink()  # a whole segment, with its digest, that lacks the run's records
@@ -141,7 +141,7 @@ def test_a_damaged_history_or_artifact_is_listed_and_its_run_runs_again(sweep):
     assert f"damaged: run {third}: artifact weights (sha256 differs from the row)" in verify.stdout
     assert "pending: 3" in verify.stdout
     # reading the flipped artifact fails loudly
-    from orchestrator import SweepStore, StoreError
+    from symsweep import SweepStore, StoreError
     store = SweepStore(str(sweep))
     with pytest.raises(StoreError, match=f"artifact 'weights' of run {third} is damaged"):
         store.artifact_loader(store.read_runs())(third, "weights")
@@ -308,7 +308,7 @@ def test_bad_values_stop_before_anything_is_written(tmp_path, overrides, message
 
 
 def test_the_same_command_twice_is_the_same_spec(tmp_path):
-    from orchestrator.sweep import _canonical
+    from symsweep.sweep import _canonical
     assert _canonical({"lr": math.nan}) == _canonical({"lr": math.nan})  # NaN == NaN as specs
     spec = tmp_path / "s.yaml"
     spec.write_text(SYN)
@@ -320,7 +320,7 @@ def test_the_same_command_twice_is_the_same_spec(tmp_path):
 
 
 def test_closing_the_pipe_early_is_normal_use(sweep):
-    res = subprocess.run(f"{sys.executable} -m orchestrator.cli status {sweep} --slowest 50 | head -1",
+    res = subprocess.run(f"{sys.executable} -m symsweep.cli status {sweep} --slowest 50 | head -1",
                          shell=True, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.stdout.startswith("sweep 'syn'") and res.stderr == "", res.stderr
 

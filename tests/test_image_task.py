@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from tasks import SimpleContext, get_task
-from tasks.common.expansion import expand_image, original_mask
-from tasks.image_classification import ImageClassificationConfig
+from symsweep import SimpleContext, get_task
+from symsweep.tasks.common.expansion import expand_image, original_mask
+from symsweep.tasks.image_classification import ImageClassificationConfig
 
 
 def test_expand_places_pixels_on_a_k_grid_and_fills_the_rest():
@@ -74,8 +74,8 @@ def test_config_rejects_unknown_dataset_and_bad_fill():
 # ----------------------------------------------------------------------------- every model x dataset
 
 from fake_datasets import DATASETS as FAKE_DATASETS, make as make_fake  # noqa: E402
-from tasks.common.datasets import load_dataset  # noqa: E402
-from tasks.common.models import MIN_INPUT, MODELS  # noqa: E402
+from symsweep.tasks.common.datasets import load_dataset  # noqa: E402
+from symsweep.tasks.common.models import MIN_INPUT, MODELS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +108,8 @@ def test_missing_dataset_names_the_path_and_the_fix(tmp_path):
 
 @pytest.mark.parametrize("dataset", ("digits", *FAKE_DATASETS))
 def test_every_model_builds_and_takes_a_training_step_on_every_dataset(dataset, fake_root):
-    from tasks.image_classification import _Inputs
-    from tasks.common.models import build_model
+    from symsweep.tasks.image_classification import _Inputs
+    from symsweep.tasks.common.models import build_model
     data = load_dataset(dataset, str(fake_root), image_size=None if dataset == "digits" else 16)
     mean, std = data.channel_stats()
     for model_name in MODELS:
@@ -159,7 +159,7 @@ def test_models_refuse_inputs_they_cannot_take():
 
 def test_raw_runs_have_one_canonical_fill():
     assert ImageClassificationConfig(expansion_factor=1, fill="random").fill == 0.0
-    from orchestrator import expand, spec_from_dict
+    from symsweep import expand, spec_from_dict
     spec = spec_from_dict({"name": "g", "task": "image_classification", "seeds": 2,
                            "axes": {"expansion_factor": [1, 2, 3], "fill": [0.5, "random"]}})
     runs = expand(spec)
@@ -168,7 +168,7 @@ def test_raw_runs_have_one_canonical_fill():
 
 
 def test_per_image_random_fill_is_fixed_across_epochs_and_per_batch_is_not():
-    from tasks.image_classification import _Inputs
+    from symsweep.tasks.image_classification import _Inputs
     x = torch.rand(3, 1, 4, 4)
     idx = torch.tensor([5, 6, 7])
     mean, std = torch.zeros(1), torch.ones(1)
@@ -185,7 +185,7 @@ def test_per_image_random_fill_is_fixed_across_epochs_and_per_batch_is_not():
 
 
 def test_random_crop_flip_takes_shifted_windows_of_the_padded_image():
-    from tasks.image_classification import random_crop_flip
+    from symsweep.tasks.image_classification import random_crop_flip
     x = torch.rand(64, 3, 8, 8)
     assert torch.equal(random_crop_flip(x, 0, False, torch.Generator().manual_seed(0)), x)
     gen, twin = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
@@ -201,7 +201,7 @@ def test_random_crop_flip_takes_shifted_windows_of_the_padded_image():
 
 
 def test_standard_augmentation_is_seeded_train_only_and_comes_before_expansion():
-    from tasks.image_classification import _Inputs
+    from symsweep.tasks.image_classification import _Inputs
     x, idx = torch.rand(16, 3, 8, 8) * 0.5 + 0.25, torch.arange(16)
     mean, std = torch.zeros(3), torch.ones(3)
     cfg = ImageClassificationConfig(expansion_factor=2, fill=1.0, augment="standard", crop_padding_px=2)
@@ -216,7 +216,7 @@ def test_standard_augmentation_is_seeded_train_only_and_comes_before_expansion()
 
 
 def test_standard_augmentation_does_not_mirror_digits():
-    from tasks.image_classification import _Inputs
+    from symsweep.tasks.image_classification import _Inputs
     x = torch.rand(32, 1, 8, 8)
     inputs = _Inputs(ImageClassificationConfig(augment="standard", crop_padding_px=0), 0, torch.zeros(1),
                      torch.ones(1), torch.device("cpu"))

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import SimpleContext, get_task
-from tasks.ising import IsingConfig, all_configurations, bond_sum_and_magnetization, energy
+from symsweep import SimpleContext, get_task
+from symsweep.tasks.ising import IsingConfig, all_configurations, bond_sum_and_magnetization, energy
 
 TASK = get_task("ising")
 

@@ -10,13 +10,13 @@ import torch
 import yaml
 
 from conftest import REPO
-from tasks import SimpleContext, get_task
-from tasks.landscape.enumerate import LossTally, iter_losses, sign_patterns
-from tasks.landscape.nets import (
+from symsweep import SimpleContext, get_task
+from symsweep.tasks.landscape.enumerate import LossTally, iter_losses, sign_patterns
+from symsweep.tasks.landscape.nets import (
     CNN_DATASETS, CNN_VARIANTS, CnnShape, build_classifier, build_cnn, classifier_inputs, cnn_dataset, dropout_mask,
     filter_basis, params_of, plain_classifier_forward, plain_cnn_logits, plain_loss,
 )
-from tasks.landscape.task import LandscapeConfig
+from symsweep.tasks.landscape.task import LandscapeConfig
 
 TASK = get_task("landscape")
 

@@ -15,20 +15,20 @@ import torch
 from scipy import special, stats
 
 from conftest import REPO, SHARED_DATA
-from tasks import SimpleContext
-from tasks.pinn import PDE_NAMES, PinnConfig, run, solvers
-from tasks.common.stats import compare_samples
-from tasks.pinn.aggregate import (
+from symsweep import SimpleContext
+from symsweep.tasks.pinn import PDE_NAMES, PinnConfig, run, solvers
+from symsweep.stats import compare_samples
+from symsweep.tasks.pinn.aggregate import (
     aggregate_pinn, overview_table, per_pde_table, seed_bootstrap_interval, summary_row,
     wilson_interval,
 )
-from tasks.pinn.coefficients import GridField
-from tasks.pinn.data import DataFiles, MissingDataError, read_time_table
-from tasks.pinn.pdes import DEFINING_FILES, build
-from tasks.pinn.pdes_chaotic import KS, ks_initial
-from tasks.pinn.problem import dde
-from tasks.pinn.reference import resolve
-from tasks.pinn.train import domain_mean, make_net
+from symsweep.tasks.pinn.coefficients import GridField
+from symsweep.tasks.pinn.data import DataFiles, MissingDataError, read_time_table
+from symsweep.tasks.pinn.pdes import DEFINING_FILES, build
+from symsweep.tasks.pinn.pdes_chaotic import KS, ks_initial
+from symsweep.tasks.pinn.problem import dde
+from symsweep.tasks.pinn.reference import resolve
+from symsweep.tasks.pinn.train import domain_mean, make_net
 
 FILES = DataFiles(SHARED_DATA)
 SOLVER_PDES = {"burgers2d", "poisson2d_many_area", "wave2d_heterogeneous", "kuramoto_sivashinsky", "gray_scott"}
@@ -222,7 +222,7 @@ def test_missing_reference_is_none_and_forced_sources_fail_clearly(tmp_path):
 
 
 def test_download_fetches_verifies_and_never_leaves_a_partial_file(tmp_path, monkeypatch):
-    from tasks.pinn import download
+    from symsweep.tasks.pinn import download
     shared = SHARED_DATA / "pinnacle"
     if not (shared / "burgers1d.dat").is_file():
         pytest.skip(f"burgers1d.dat not under {shared}")

@@ -11,9 +11,9 @@ from scipy.integrate import quad
 from scipy.special import kn
 
 from conftest import SHARED_DATA
-from tasks import SimpleContext, get_task
-from tasks.qcd_eos.hotqcd import STEFAN_BOLTZMANN_P_OVER_T4, TEMPERATURES_GEV, load_lattice, parametrized_eos
-from tasks.qcd_eos.task import SPECIES, QcdEosConfig, ln_z_over_v, quadrature_rule, thermodynamics
+from symsweep import SimpleContext, get_task
+from symsweep.tasks.qcd_eos.hotqcd import STEFAN_BOLTZMANN_P_OVER_T4, TEMPERATURES_GEV, load_lattice, parametrized_eos
+from symsweep.tasks.qcd_eos.task import SPECIES, QcdEosConfig, ln_z_over_v, quadrature_rule, thermodynamics
 
 TASK = get_task("qcd_eos")
 HOTQCD = SHARED_DATA / "hotqcd"
@@ -189,7 +189,7 @@ def test_config_rejects_bad_values(bad):
 
 
 def test_mass_nets_use_the_papers_sigmoid_between_blocks_by_default():
-    from tasks.qcd_eos.task import MassNets
+    from symsweep.tasks.qcd_eos.task import MassNets
     assert QcdEosConfig().activation == "sigmoid"
     assert isinstance(MassNets(1, QcdEosConfig()).act, torch.nn.Sigmoid)
     assert isinstance(MassNets(1, QcdEosConfig(activation="silu")).act, torch.nn.SiLU)

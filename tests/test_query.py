@@ -14,8 +14,8 @@ import pytest
 
 import duckdb
 from conftest import symsweep
-from orchestrator import QueryError, open_results
-from orchestrator.store import HISTORY_SCHEMA
+from symsweep import QueryError, open_results
+from symsweep.store import HISTORY_SCHEMA
 
 SYN = """
 name: syn
@@ -173,7 +173,7 @@ def _three_runs_in_one_damaged_segment(tmp_path, sub: str) -> Path:
 
 
 def test_a_table_with_no_readable_file_is_empty_with_its_documented_columns(tmp_path):
-    from orchestrator.store import HISTORY_SCHEMA, RUN_COLUMNS
+    from symsweep.store import HISTORY_SCHEMA, RUN_COLUMNS
     bad = _three_runs_in_one_damaged_segment(tmp_path, "runs")
     for where in (tmp_path / "res" / "syn", tmp_path / "res"):
         res = symsweep("query", "select count(*) from runs", "--results", str(where))

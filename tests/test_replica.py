@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from tasks import SimpleContext, get_task
-from tasks.replica.task import MODELS, ReplicaCNN, ReplicaConfig, _Replica, augment_images, flat_weights, train_replicas
-from tasks.replica.distance import RDSettings, pairwise_wasserstein, replica_distance
+from symsweep import SimpleContext, get_task
+from symsweep.tasks.replica.task import (
+    MODELS, ReplicaCNN, ReplicaConfig, _Replica, augment_images, flat_weights, train_replicas)
+from symsweep.tasks.replica.distance import RDSettings, pairwise_wasserstein, replica_distance
 
 
 AUGMENTED = [("flip", {"augment": "paper"}), ("rot180", {"augment": "paper"}),
@@ -188,7 +189,7 @@ def test_digits_sweep_runs_and_aggregates_from_the_cli(cli, tmp_path):
 
 
 def test_rd_settings_come_from_the_spec_and_are_validated():
-    from orchestrator import SpecError, load_spec
+    from symsweep import SpecError, load_spec
     from conftest import REPO
     spec = load_spec(REPO / "sweeps/replicas-digits.yaml", ["aggregate.bins=80", "aggregate.umap_seed=3"])
     assert spec.aggregate["bins"] == 80 and spec.aggregate["umap_seed"] == 3 and spec.aggregate["ci"] == 0.95

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ledger, symsweep
-from orchestrator.compare import comparison_table
+from symsweep.compare import comparison_table
 
 CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -144,7 +144,7 @@ def _batch_rows(**columns) -> pd.DataFrame:
     _batch_rows(duration_s=[30.0, 30.0, 30.0, 10.0]),  # rows written before batch_duration_s: the batch's time
 ], ids=["shares", "older rows"])
 def test_report_timing_counts_a_batch_once(rows):
-    from orchestrator.report import timing_section
+    from symsweep.report import timing_section
     text = timing_section(rows).blocks[0][1]
     assert "4 runs: total run time 40 s (sum over runs)" in text, text
     assert "wall clock from the first start to the last finish 40 s (parallelism 1x)" in text, text

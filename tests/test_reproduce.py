@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from orchestrator.reproduce import BEGIN, END, evaluate, load_claims, markdown, write_table
-from orchestrator.store import SweepStore
+from symsweep.reproduce import BEGIN, END, evaluate, load_claims, markdown, write_table
+from symsweep.store import SweepStore
 
 CLAIMS = """
 - id: up

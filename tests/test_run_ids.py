@@ -19,7 +19,7 @@ GOLDEN = REPO / "tests" / "data" / "run_ids.json"
 
 
 def current() -> dict:
-    from orchestrator.spec import expand, load_spec
+    from symsweep.spec import expand, load_spec
     out = {}
     for path in sorted((REPO / "sweeps").glob("*.yaml")):
         ids = [r.run_id for r in expand(load_spec(path))]
@@ -62,7 +62,7 @@ def test_the_fast_path_of_many_seeds_equals_run_id_for_any_config():
     look like the seed's JSON."""
     import numpy as np
 
-    from orchestrator.spec import _run_ids, run_id
+    from symsweep.spec import _run_ids, run_id
     rng = np.random.default_rng(0)
     configs = [{"lr": 0.1, "seed": 0, "steps": 5}, {"lr": 0.1, "seed": 1, "steps": 5},
                {"a": {"seed": 0, "b": 1}}, {"name": ',"seed":0,', "z": 1}]

@@ -32,7 +32,7 @@ def _spec(tmp_path, sleep=0.0, seeds=3, per_trial=3):
 def _kill_mid_sweep(args: list[str], sweep_uri: str, at_least: int) -> int:
     """Start `symsweep ARGS`, SIGKILL it (and its process group: the embedded Ray) once
     `at_least` runs are in the ledger; return how many were."""
-    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=REPO,
+    driver = subprocess.Popen([sys.executable, "-m", "symsweep.cli", *args], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 120
@@ -101,13 +101,13 @@ def test_a_uri_carrying_its_own_settings_joins_the_sweep_into_the_path(s3, tmp_p
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
     results = f"s3://{s3.bucket}/settings?endpoint_override=127.0.0.1:{s3.port}&scheme=http&region=us-east-1"
     spec = _spec(tmp_path)
-    run = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--results", results,
+    run = subprocess.run([sys.executable, "-m", "symsweep.cli", "run", str(spec), "--results", results,
                           "--executor", "inline"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert f"-> s3://{s3.bucket}/settings/syn?endpoint_override=" in run.stdout
     assert "settings/syn/spec.yaml" in s3.keys("settings/")
     sweep = f"s3://{s3.bucket}/settings/syn?endpoint_override=127.0.0.1:{s3.port}&scheme=http&region=us-east-1"
-    status = subprocess.run([sys.executable, "-m", "orchestrator.cli", "status", sweep], cwd=REPO, env=env,
+    status = subprocess.run([sys.executable, "-m", "symsweep.cli", "status", sweep], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=120)
     assert status.returncode == 0 and "completed: 6" in status.stdout, status.stderr
 
@@ -115,7 +115,7 @@ def test_a_uri_carrying_its_own_settings_joins_the_sweep_into_the_path(s3, tmp_p
 def test_two_drivers_on_one_s3_sweep_the_second_is_refused(s3, tmp_path):
     results = s3.uri("locked")
     spec = _spec(tmp_path, sleep=0.5, seeds=6, per_trial=6)
-    first = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--results", results,
+    first = subprocess.Popen([sys.executable, "-m", "symsweep.cli", "run", str(spec), "--results", results,
                               "--executor", "inline"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     try:
@@ -151,7 +151,7 @@ def test_duplicates_and_a_partial_segment_never_change_what_status_counts(s3, tm
 
 
 def raw_rows_readable(sweep: str):
-    from orchestrator.store import RUNS, SweepStore
+    from symsweep.store import RUNS, SweepStore
     store = SweepStore(sweep)
     small, segments = store._sources(RUNS)
     tables, _ = store._read_tables(small + segments)
@@ -224,10 +224,10 @@ def test_a_transient_error_reading_the_lock_is_retried_and_never_breaks_it(s3, m
     unreadable lock (which it would take over while the first driver runs)."""
     import socket
 
-    from orchestrator import _lock
-    from orchestrator.errors import LockError, StoreUnavailableError
-    from orchestrator.store import SweepStore
-    monkeypatch.setattr("orchestrator._store_files.READ_BACKOFF_S", (0.0,))
+    from symsweep import _lock
+    from symsweep.errors import LockError, StoreUnavailableError
+    from symsweep.store import SweepStore
+    monkeypatch.setattr("symsweep._store_files.READ_BACKOFF_S", (0.0,))
     uri = s3.uri("flaky-lock/syn")
     SweepStore(uri).acquire_lock()  # the live driver (this process, this host)
     real = _lock.s3_client

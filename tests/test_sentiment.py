@@ -6,9 +6,9 @@ import socket
 import pytest
 import torch
 
-from tasks import SimpleContext
-from tasks.sentiment import text as _text
-from tasks.sentiment.task import (Encoded, ExpandedEmbedding, SentimentConfig, build_model, count_parameters,
+from symsweep import SimpleContext
+from symsweep.tasks.sentiment import text as _text
+from symsweep.tasks.sentiment.task import (Encoded, ExpandedEmbedding, SentimentConfig, build_model, count_parameters,
                              load_encoded, run, train_epoch)
 
 TINY = dict(dataset="synthetic", synthetic_train=48, synthetic_test=16, vocab_size=120, max_length=16,
@@ -143,7 +143,7 @@ def test_run_is_reproducible(embedding, no_network):
 def test_accuracy_curves_aggregate():
     import pandas as pd
 
-    from tasks.sentiment.task import TASK
+    from symsweep.tasks.sentiment.task import TASK
     runs = pd.DataFrame({"run_id": ["a", "b", "c"], "status": ["completed"] * 3, "cfg_dataset": "synthetic",
                          "cfg_embedding": ["standard", "standard", "expanded"], "cfg_fill": 0.0})
     history = pd.DataFrame([{"run_id": r, "step": s, "metric": m, "value": v}

@@ -36,7 +36,7 @@ def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
     with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
-        return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=REPO, env=env,
+        return subprocess.Popen([sys.executable, "-m", "symsweep.cli", *args], cwd=REPO, env=env,
                                 stdout=out, stderr=err, start_new_session=True, preexec_fn=_default_sigint)
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import SpecError, UnknownTaskError, expand, pack, run_id, spec_from_dict
-from orchestrator.spec import SweepSpec
+from symsweep import SpecError, UnknownTaskError, expand, pack, run_id, spec_from_dict
+from symsweep.spec import SweepSpec
 
 BASE = {"name": "t", "task": "synthetic", "fixed": {"steps": 5}, "axes": {"lr": [0.1, 0.2]}, "seeds": 3}
 
@@ -150,7 +150,7 @@ def test_list_override_of_a_list_valued_parameter_is_one_value_not_an_axis():
 
 
 def test_malformed_yaml_is_one_line_with_line_and_column(tmp_path):
-    from orchestrator import load_spec
+    from symsweep import load_spec
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\ntask: [unclosed\n")
     with pytest.raises(SpecError) as info:
@@ -256,7 +256,7 @@ def test_a_seed_list_longer_than_max_runs_is_refused_before_it_is_copied():
 def _python_loader():
     """The loader as it is where libyaml is missing (yaml's pure-Python composer)."""
     import yaml
-    from orchestrator.spec import _SpecLoading
+    from symsweep.spec import _SpecLoading
     loader = type("PySpecLoader", (_SpecLoading, yaml.SafeLoader), {})
     loader.add_constructor("tag:yaml.org,2002:int", _SpecLoading.construct_yaml_int)
     return loader
@@ -275,7 +275,7 @@ def _python_loader():
     ("a: 1" + "0" * 5000, r":1:4: an integer of 5001 digits; ints in a spec fit in 64 bits"),
 ])
 def test_the_loader_refuses_what_no_spec_needs_naming_the_place(text, message, python, monkeypatch):
-    from orchestrator import spec as spec_module
+    from symsweep import spec as spec_module
     if python:
         monkeypatch.setattr(spec_module, "SpecLoader", _python_loader())
     with pytest.raises(SpecError, match=r"^s\.yaml" + message) as info:
@@ -285,7 +285,7 @@ def test_the_loader_refuses_what_no_spec_needs_naming_the_place(text, message, p
 
 @pytest.mark.parametrize("python", [False, True], ids=["libyaml", "python"])
 def test_the_loader_keeps_what_specs_do_write(python, monkeypatch):
-    from orchestrator import spec as spec_module
+    from symsweep import spec as spec_module
     if python:
         monkeypatch.setattr(spec_module, "SpecLoader", _python_loader())
     text = ("base: &base {lr: 0.1, steps: 5}\n"
@@ -298,7 +298,7 @@ def test_the_loader_keeps_what_specs_do_write(python, monkeypatch):
 
 
 def test_a_spec_file_over_one_megabyte_is_refused_unread(tmp_path):
-    from orchestrator import load_spec
+    from symsweep import load_spec
     path = tmp_path / "big.yaml"
     path.write_text("name: t\ntask: synthetic\n# " + "x" * 1_000_000 + "\n")
     with pytest.raises(SpecError, match=r"the spec file is larger than 1,000,000 bytes; a spec may be at most"):
@@ -312,7 +312,7 @@ def test_a_spec_file_over_one_megabyte_is_refused_unread(tmp_path):
 
 def test_every_task_declares_budget_ranges_of_its_own_fields_around_its_defaults():
     import dataclasses
-    from tasks import available_tasks, get_task
+    from symsweep import available_tasks, get_task
     for name in available_tasks():
         config_cls = get_task(name).config_cls
         fields = {f.name: f for f in dataclasses.fields(config_cls)}
@@ -355,7 +355,7 @@ def test_budget_ranges_leave_optional_budgets_and_run_ids_alone():
 
 
 def test_spec_changes_are_summarized_in_a_short_line():
-    from orchestrator.spec import brief, describe_changes
+    from symsweep.spec import brief, describe_changes
     old = spec_from_dict(BASE).science()
     new = spec_from_dict({**BASE, "fixed": {"steps": 6}, "seeds": list(range(1, 2_000_001)),
                           "max_runs": 10**7}).science()

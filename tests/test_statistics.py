@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tasks.common.stats import (
+from symsweep.stats import (
     level_mask, mean_ci, percentile_bootstrap_ci, proportion_ci, same_level,
 )
 
@@ -116,7 +116,7 @@ def test_the_interval_of_a_difference_covers_95_percent_paired_and_unpaired(n):
     """The comparison table's delta interval (and the reproduction verdicts built on it):
     paired by seed it is the t-interval of the differences; unpaired, Welch's. Normal data
     with unequal spreads, true difference 0.3; 2,000 samples each."""
-    from tasks.common.stats import difference_ci
+    from symsweep.stats import difference_ci
     rng = np.random.default_rng(n)
     hits = {True: 0, False: 0}
     for _ in range(2000):

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from orchestrator import LockError, SweepStore
+from symsweep import LockError, SweepStore
 
 ROW = {"run_id": "r1", "status": "completed", "attempt": 1, "metric_acc": 0.5, "cfg_lr": 0.1}
 
@@ -171,9 +171,9 @@ def test_a_row_is_fsynced_with_its_folder_before_run_reports_it(tmp_path, monkey
 def test_the_frozen_spec_is_checked_again_under_the_lock(tmp_path, monkeypatch):
     """Two drivers with different specs starting together: the one that gets the lock second
     must see the spec the first froze, not the empty folder it checked before locking."""
-    from orchestrator import InlineExecutor, spec_from_dict
-    from orchestrator.errors import SpecChangedError
-    from orchestrator.sweep import run_sweep
+    from symsweep import InlineExecutor, spec_from_dict
+    from symsweep.errors import SpecChangedError
+    from symsweep.sweep import run_sweep
     mine = spec_from_dict({"name": "s", "task": "synthetic", "axes": {"steps": [2]}, "seeds": 2})
     theirs = spec_from_dict({"name": "s", "task": "synthetic", "axes": {"steps": [3]}, "seeds": 2})
     store = SweepStore(str(tmp_path / "s"))

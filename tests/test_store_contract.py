@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestrator._store_files import HISTORY, RUNS, StoreFiles
-from orchestrator.errors import LockError, StoreUnavailableError
-from orchestrator.store import SweepStore
+from symsweep._store_files import HISTORY, RUNS, StoreFiles
+from symsweep.errors import LockError, StoreUnavailableError
+from symsweep.store import SweepStore
 
 
 @pytest.fixture(params=["local", "file", "s3"])
@@ -231,7 +231,7 @@ class _Flaky:
 
 
 def test_a_transient_read_error_is_retried_and_never_taken_for_a_missing_run(where, monkeypatch):
-    monkeypatch.setattr("orchestrator._store_files.READ_BACKOFF_S", (0.0,))
+    monkeypatch.setattr("symsweep._store_files.READ_BACKOFF_S", (0.0,))
     store = SweepStore(where("flaky"))
     _write(store, range(2))
     rid = f"{1:016x}"

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from conftest import REPO, ledger
-from orchestrator import expand, load_spec
+from symsweep import expand, load_spec
 
 SPECS = sorted((REPO / "sweeps").glob("*.yaml"))
 

@@ -81,7 +81,7 @@ def _spec(tmp_path, name, sleep=0.0, seeds=3) -> Path:
 
 def _check_mirror(uri: str, experiment: str, sweep_dir: Path) -> None:
     """Every ledger row has exactly one MLflow run, with its params, tags, history and status."""
-    from orchestrator import SweepStore
+    from symsweep import SweepStore
     runs = ledger(sweep_dir).set_index("run_id")
     history = SweepStore(str(sweep_dir)).read_history()
     mirrored = _mlflow_runs(uri, experiment)
@@ -142,7 +142,7 @@ def test_an_unreachable_tracking_server_is_one_warning_from_the_driver(tmp_path,
 
 def test_export_to_tensorboard_reads_back_with_tensorboards_reader(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from orchestrator import SweepStore
+    from symsweep import SweepStore
     spec = _spec(tmp_path, "tb", seeds=1)
     assert symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline").returncode == 0
     sweep = tmp_path / "res" / "tb"
@@ -210,14 +210,14 @@ def test_a_plugin_tracker_gets_the_same_callbacks(tmp_path):
 
 
 def SweepStore_history(sweep):
-    from orchestrator import SweepStore
+    from symsweep import SweepStore
     h = SweepStore(str(sweep)).read_history()
     return h.drop_duplicates(["run_id", "step"])
 
 
 def test_bad_tracking_settings_are_one_line(tmp_path):
-    from orchestrator import SpecError
-    from orchestrator.tracking import require
+    from symsweep import SpecError
+    from symsweep.tracking import require
     spec = _spec(tmp_path, "bad", seeds=1)
     res = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--set", "tracking.wandb=x")
     assert res.returncode == 2 and "tracking: unknown key(s) 'wandb'; allowed: mlflow, experiment" in res.stderr
@@ -232,7 +232,7 @@ def test_a_tracking_server_that_dies_mid_sweep_never_fails_or_stalls_a_run(mlflo
     """Runs last: it stops the module's server."""
     spec = _spec(tmp_path, "dies", sleep=0.5, seeds=6)
     start = time.monotonic()
-    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--results",
+    driver = subprocess.Popen([sys.executable, "-m", "symsweep.cli", "run", str(spec), "--results",
                                str(tmp_path / "res"), "--executor", "inline", "--set",
                                f"tracking.mlflow={mlflow_server.uri}"], cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)

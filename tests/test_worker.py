@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-import orchestrator.worker as worker
-from orchestrator import SweepStore, TrialRunner
-from orchestrator.spec import Trial, run_id
-from orchestrator.tracking import Trackers
-from tasks import COMPLETED, DIVERGED, RunResult, Task
+import symsweep.worker as worker
+from symsweep import SweepStore, TrialRunner
+from symsweep.spec import Trial, run_id
+from symsweep.tracking import Trackers
+from symsweep import COMPLETED, DIVERGED, RunResult, Task
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ def _trial(task: Task, seeds=(0, 1, 2), config: dict | None = None) -> Trial:
 
 
 def _execute(monkeypatch, tmp_path, task: Task, trial: Trial, **runner_kw):
-    monkeypatch.setattr(worker.task_registry, "get_task", lambda name: task)
+    monkeypatch.setattr(worker, "get_task", lambda name: task)
     store = SweepStore(str(tmp_path / "w"))
     TrialRunner(store_uri=store.uri, sweep="w", **runner_kw)(trial)
     return store, store.read_runs().set_index("seed").sort_index()

@@ -5,7 +5,7 @@
 * The 2x2-image CNN (Sec. 4.1, 6.5): conv -> flatten (or global mean pool) -> dense ->
   logits, in five variants.
 
-`build_*` returns a `LayeredNet` for `tasks.landscape.enumerate`; `params_of` turns a configuration
+`build_*` returns a `LayeredNet` for `symsweep.tasks.landscape.enumerate`; `params_of` turns a configuration
 index into ordinary weight tensors and `plain_loss` evaluates them with ordinary torch ops,
 an independent path the tests (and every run, for its best configuration) check against.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from tasks.landscape.enumerate import Layer, LayeredNet, activate_, decode, sign_patterns
+from symsweep.tasks.landscape.enumerate import Layer, LayeredNet, activate_, decode, sign_patterns
 
 CNN_VARIANTS = ("baseline", "dropout", "batchnorm", "equivariant", "wrong_equivariant")
 CNN_POOLINGS = ("flatten", "mean")

@@ -12,7 +12,7 @@ degenerate: how many configurations share each loss value after rounding.
   an option (`cnn_pooling: mean`), under which the baseline cannot fit the 12 images and the
   wrong-equivariant variant is blind by construction.
 
-The enumeration itself lives in `tasks.landscape.enumerate` (vectorized, chunked, bounded memory).
+The enumeration itself lives in `symsweep.tasks.landscape.enumerate` (vectorized, chunked, bounded memory).
 """
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tasks.common.api import RunContext, RunResult, Task
-from tasks.common.stats import completed
-from tasks.landscape.enumerate import LossTally, iter_losses
-from tasks.landscape.nets import (
+from symsweep.api import RunContext, RunResult, Task
+from symsweep.stats import completed
+from symsweep.tasks.landscape.enumerate import LossTally, iter_losses
+from symsweep.tasks.landscape.nets import (
     CNN_VARIANTS, CnnShape, build_classifier, build_cnn, classifier_inputs, cnn_dataset, dropout_mask,
     filter_basis, params_of, plain_classifier_forward, plain_cnn_logits, plain_loss,
 )
@@ -70,7 +70,7 @@ class LandscapeConfig:
     tied logits), and no configuration of the one-channel network fits the 12 images."""
     cnn_dataset: Literal["signed_pairs", "pair_on_background"] = "signed_pairs"
     """cnn: which reading of the paper's 12 images (Fig. 10 is not in the text; see
-    `tasks.landscape.nets.cnn_dataset`)."""
+    `symsweep.tasks.landscape.nets.cnn_dataset`)."""
     cnn_activation: Literal["relu", "tanh"] = "relu"
     """cnn: activation after the convolution and after the dense layer."""
     dropout_p: float = 0.3
@@ -257,7 +257,7 @@ def figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
     (x = fraction of configurations; flat steps are degenerate configurations). fig7_cnn has
     one row per setting (dataset reading, pooling) and adds the lowest losses against how
     many configurations reach them (log axis)."""
-    from tasks.common.plots import subplots
+    from symsweep.tasks.common.plots import subplots
 
     levels = tables.get("landscape_levels")
     if levels is None or levels.empty:

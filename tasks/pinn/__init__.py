@@ -18,11 +18,11 @@ none). Modules:
 """
 from __future__ import annotations
 
-from tasks.common.api import Task
-from tasks.pinn.aggregate import aggregate_pinn, pinn_figures
-from tasks.pinn.config import PDE_NAMES, PinnConfig
-from tasks.pinn.download import download_pinnacle
-from tasks.pinn.train import run
+from symsweep.api import Task
+from symsweep.tasks.pinn.aggregate import aggregate_pinn, pinn_figures
+from symsweep.tasks.pinn.config import PDE_NAMES, PinnConfig
+from symsweep.tasks.pinn.download import download_pinnacle
+from symsweep.tasks.pinn.train import run
 
 __all__ = ["PDE_NAMES", "PinnConfig", "TASK", "run"]
 

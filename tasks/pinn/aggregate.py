@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.common.stats import compare_samples, completed, proportion_ci, varying_config_columns
+from symsweep.stats import compare_samples, completed, proportion_ci, varying_config_columns
 
 METRICS = ("l2re", "mse", "loss")
 DECIDING = "l2re"
@@ -117,7 +117,7 @@ def _compare_columns() -> list[str]:
 
 
 def wilson_interval(k: int, n: int, ci: float = CI) -> tuple[float, float]:
-    """Wilson score interval of a binomial fraction k / n (scipy's, tasks.common.stats.proportion_ci)."""
+    """Wilson score interval of a binomial fraction k / n (scipy's, symsweep.stats.proportion_ci)."""
     return proportion_ci(k, n, ci)
 
 
@@ -192,8 +192,8 @@ def aggregate_pinn(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> 
 
 
 def _box_panels(runs: pd.DataFrame, metric_for, title: str, table: pd.DataFrame | None):
-    from tasks.common.plots import subplots
-    from tasks.pinn.config import PDE_NAMES
+    from symsweep.tasks.common.plots import subplots
+    from symsweep.tasks.pinn.config import PDE_NAMES
     present = set(runs["cfg_pde"])
     pdes = [p for p in PDE_NAMES if p in present] + sorted(present - set(PDE_NAMES))
     cols = min(5, len(pdes))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-Grid = tuple[np.ndarray, np.ndarray, np.ndarray]  # xs, ys, values[iy, ix] (tasks.pinn.data.read_grid)
+Grid = tuple[np.ndarray, np.ndarray, np.ndarray]  # xs, ys, values[iy, ix] (symsweep.tasks.pinn.data.read_grid)
 
 
 def _cell(grid: Grid, px, py, xp):

@@ -4,7 +4,7 @@ A data root (`--data-root` / SYMSWEEP_DATA) may hold the files directly, or in a
 `pinnacle/` folder below it; in either place also in `ref/` (the upstream layout) and in
 `regenerated/` (files rebuilt from PINNacle's generator where the upstream bytes were
 unavailable; see ../shared/data/pinnacle/SOURCE.md). Upstream bytes win over regenerated
-ones. `symsweep data pinnacle --dest DIR` (tasks.pinn.download) fills such a folder.
+ones. `symsweep data pinnacle --dest DIR` (symsweep.tasks.pinn.download) fills such a folder.
 
 Files are parsed once per process (functools.lru_cache): a trial that runs 10 seeds of
 one PDE reads its files once.

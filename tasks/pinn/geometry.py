@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.pinn.problem import dde  # sets DDE_BACKEND before deepxde's first import
+from symsweep.tasks.pinn.problem import dde  # sets DDE_BACKEND before deepxde's first import
 
 
 class HolesGeometry(dde.geometry.geometry.Geometry):

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from tasks.pinn import pdes_burgers_poisson as bp
-from tasks.pinn import pdes_chaotic as ch
-from tasks.pinn import pdes_flow_wave as fw
-from tasks.pinn import pdes_heat as ht
-from tasks.pinn.config import PDE_NAMES
-from tasks.pinn.data import DataFiles
-from tasks.pinn.problem import Problem
+from symsweep.tasks.pinn import pdes_burgers_poisson as bp
+from symsweep.tasks.pinn import pdes_chaotic as ch
+from symsweep.tasks.pinn import pdes_flow_wave as fw
+from symsweep.tasks.pinn import pdes_heat as ht
+from symsweep.tasks.pinn.config import PDE_NAMES
+from symsweep.tasks.pinn.data import DataFiles
+from symsweep.tasks.pinn.problem import Problem
 
 BUILDERS: dict[str, Callable[[DataFiles], Problem]] = {
     "burgers1d": bp.burgers1d,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tasks.pinn import coefficients, reference, solvers
-from tasks.pinn.data import DataFiles, read_grid
-from tasks.pinn.problem import (Problem, dde, dirichlet, initial, neumann, on_box_sides, on_boundary,
+from symsweep.tasks.pinn import coefficients, reference, solvers
+from symsweep.tasks.pinn.data import DataFiles, read_grid
+from symsweep.tasks.pinn.problem import (Problem, dde, dirichlet, initial, neumann, on_box_sides, on_boundary,
                                 space_time)
 
 D = dde.grad

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.pinn import reference, solvers
-from tasks.pinn.data import DataFiles
-from tasks.pinn.problem import Problem, dde, initial, space_time
+from symsweep.tasks.pinn import reference, solvers
+from symsweep.tasks.pinn.data import DataFiles
+from symsweep.tasks.pinn.problem import Problem, dde, initial, space_time
 
 D = dde.grad
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tasks.pinn import reference, solvers
-from tasks.pinn.coefficients import GridField
-from tasks.pinn.data import DataFiles, read_grid
-from tasks.pinn.problem import (Problem, dde, dirichlet, initial, neumann, on_boundary, on_box_sides, on_plane,
+from symsweep.tasks.pinn import reference, solvers
+from symsweep.tasks.pinn.coefficients import GridField
+from symsweep.tasks.pinn.data import DataFiles, read_grid
+from symsweep.tasks.pinn.problem import (Problem, dde, dirichlet, initial, neumann, on_boundary, on_box_sides, on_plane,
                                 space_time)
 
 D = dde.grad

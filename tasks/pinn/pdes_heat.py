@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tasks.pinn import reference
-from tasks.pinn.coefficients import GridField
-from tasks.pinn.data import DataFiles, read_grid
-from tasks.pinn.geometry import HolesGeometry
-from tasks.pinn.problem import Problem, dde, dirichlet, initial, neumann, on_boundary, space_time
+from symsweep.tasks.pinn import reference
+from symsweep.tasks.pinn.coefficients import GridField
+from symsweep.tasks.pinn.data import DataFiles, read_grid
+from symsweep.tasks.pinn.geometry import HolesGeometry
+from symsweep.tasks.pinn.problem import Problem, dde, dirichlet, initial, neumann, on_boundary, space_time
 
 D = dde.grad
 

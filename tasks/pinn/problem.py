@@ -56,7 +56,7 @@ class Problem:
     ref_loader: Callable[[str], tuple[np.ndarray, np.ndarray]] | None = None
     """Reads the reference file -> (x, y)."""
     solver: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
-    """Our numerical reference: () -> (x, y); slow, cached by tasks.pinn.reference."""
+    """Our numerical reference: () -> (x, y); slow, cached by symsweep.tasks.pinn.reference."""
 
     def __post_init__(self) -> None:
         # DeepXDE calls pde(x, u) only when it takes exactly two arguments and silently

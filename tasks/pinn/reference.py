@@ -3,8 +3,8 @@
 Sources, in the order `reference: auto` tries them:
 1. analytic: the exact solution PINNacle gives, evaluated (as PINNacle's TesterCallback
    does) at `geom.uniform_points(n, boundary=False)`, n = 2500 for 2 inputs, else 20000;
-2. file: PINNacle's reference file under the data root (tasks.pinn.data.DataFiles);
-3. solver: our numerical solution (tasks.pinn.solvers), computed once per process;
+2. file: PINNacle's reference file under the data root (symsweep.tasks.pinn.data.DataFiles);
+3. solver: our numerical solution (symsweep.tasks.pinn.solvers), computed once per process;
 4. none: the run reports losses only; l2re and mse are None (missing), never 0.
 
 Metrics follow PINNacle: mse = mean over points and outputs of (u - u_ref)^2, and
@@ -17,8 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from tasks.pinn.data import DataFiles, read_table, read_time_table
-from tasks.pinn.problem import Problem, Reference
+from symsweep.tasks.pinn.data import DataFiles, read_table, read_time_table
+from symsweep.tasks.pinn.problem import Problem, Reference
 
 Loader = Callable[[str], tuple[np.ndarray, np.ndarray]]
 

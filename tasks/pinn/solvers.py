@@ -178,7 +178,7 @@ def burgers2d_reference(init_u, init_v, nu: float, length: float, t_end: float =
     Reported at out_nodes^2 grid nodes (x = 0 .. length - length/out_nodes) per snapshot."""
     if n % out_nodes:
         raise ValueError(f"cells per side ({n}) must be a multiple of out_nodes ({out_nodes})")
-    from tasks.pinn.coefficients import bilinear_np
+    from symsweep.tasks.pinn.coefficients import bilinear_np
     h = length / n
     centers = (np.arange(n) + 0.5) * h
     xx, yy = np.meshgrid(centers, centers, indexing="ij")
@@ -223,7 +223,7 @@ def wave2d_heterogeneous_reference(speed2, pulse: Callable, t_end: float = 5.0, 
                                    snapshots: int = WAVE_SNAPSHOTS, keep_every: int = 4):
     """u_tt = c(x, y) lap u on [-1, 1]^2, zero normal derivative, u(., 0) = pulse, u_t(., 0) = 0.
 
-    speed2: the squared wave speed field (tasks.pinn.coefficients.GridField); pulse(points) -> (n, 1).
+    speed2: the squared wave speed field (symsweep.tasks.pinn.coefficients.GridField); pulse(points) -> (n, 1).
     """
     nodes = np.linspace(-1, 1, n)
     h = nodes[1] - nodes[0]

@@ -21,12 +21,12 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from tasks.common.api import RunContext, RunResult
-from tasks.pinn import reference as refs
-from tasks.pinn.config import PinnConfig
-from tasks.pinn.data import DataFiles
-from tasks.pinn.pdes import build
-from tasks.pinn.problem import BOUNDARY, DOMAIN, INITIAL, Problem, Reference, dde
+from symsweep.api import RunContext, RunResult
+from symsweep.tasks.pinn import reference as refs
+from symsweep.tasks.pinn.config import PinnConfig
+from symsweep.tasks.pinn.data import DataFiles
+from symsweep.tasks.pinn.pdes import build
+from symsweep.tasks.pinn.problem import BOUNDARY, DOMAIN, INITIAL, Problem, Reference, dde
 
 PREDICT_BATCH = 65536
 

@@ -25,9 +25,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tasks.common.api import Diverged, RunContext, RunResult, Task
-from tasks.common.stats import completed
-from tasks.qcd_eos.hotqcd import STEFAN_BOLTZMANN_P_OVER_T4, TEMPERATURES_GEV, load_lattice, parametrized_eos
+from symsweep.api import Diverged, RunContext, RunResult, Task
+from symsweep.stats import completed
+from symsweep.tasks.qcd_eos.hotqcd import STEFAN_BOLTZMANN_P_OVER_T4, TEMPERATURES_GEV, load_lattice, parametrized_eos
 
 SPECIES = (("ud", 24, +1.0), ("s", 12, +1.0), ("g", 16, -1.0))  # name, degeneracy, eta
 TARGETS = {"pressure": "p_over_t4", "energy_density": "e_over_t4", "entropy": "s_over_t3"}
@@ -296,7 +296,7 @@ def aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict[
 def figures(tables: dict, runs: pd.DataFrame, history: pd.DataFrame) -> dict:
     """fig3_eos: P/T^4, e/T^4, s/T^3 and the masses against T, raw vs expanded (mean and
     min-max over seeds) with the lattice points; fig3_errors: squared error against T."""
-    from tasks.common.plots import subplots
+    from symsweep.tasks.common.plots import subplots
 
     curves = tables.get("qcd_curves")
     if curves is None or curves.empty:

@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from tasks.common.stats import completed, varying_config_columns
+from symsweep.stats import completed, varying_config_columns
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,7 @@ def accuracy_curves(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
 
 
 def replica_figures(tables: dict[str, pd.DataFrame], runs, history) -> dict:
-    from tasks.common.plots import subplots
+    from symsweep.tasks.common.plots import subplots
     figs = {}
     dens = tables.get("rd_density", pd.DataFrame())
     if not dens.empty:

@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks.common.api import RunContext, RunResult, Task
-from tasks.common.datasets import load_dataset
-from tasks.replica.distance import RDSettings
+from symsweep.api import RunContext, RunResult, Task
+from symsweep.tasks.common.datasets import load_dataset
+from symsweep.tasks.replica.distance import RDSettings
 
 MODELS = ("simple", "dropout", "batchnorm", "flip", "rot180")
 AUGMENTED_MODELS = ("flip", "rot180")  # the models the paper augments (Sec. 6.6)
@@ -402,12 +402,12 @@ def run(config: ReplicaConfig, seed: int, ctx: RunContext) -> RunResult:
 
 
 def _aggregate(runs, history, load_artifact, settings):
-    from tasks.replica.distance import aggregate_replicas
+    from symsweep.tasks.replica.distance import aggregate_replicas
     return aggregate_replicas(runs, history, load_artifact, settings)
 
 
 def _figures(tables, runs, history):
-    from tasks.replica.distance import replica_figures
+    from symsweep.tasks.replica.distance import replica_figures
     return replica_figures(tables, runs, history)
 
 

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tasks.sentiment import text as _text
-from tasks.common.api import Diverged, RunContext, RunResult, Task
-from tasks.common.stats import completed
+from symsweep.tasks.sentiment import text as _text
+from symsweep.api import Diverged, RunContext, RunResult, Task
+from symsweep.stats import completed
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.common.api import COMPLETED
+from symsweep.api import COMPLETED
 
 CI_LEVEL = 0.95
 N_BOOTSTRAP = 10_000
