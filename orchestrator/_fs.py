@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from symsweep.errors import StoreError, StoreUnavailableError
+from symsweep.errors import StoreError, StoreUnavailableError, first_line
 
 # S3 settings a URI's query may carry (pyarrow.fs.S3FileSystem keyword arguments).
 S3_OPTIONS = ("region", "scheme", "endpoint_override", "access_key", "secret_key", "session_token",
@@ -100,11 +100,11 @@ def _filesystem(scheme: str, bucket: str, query: str) -> pafs.FileSystem:
         try:
             return pafs.S3FileSystem(**options)
         except (pa.ArrowInvalid, ValueError, TypeError) as exc:  # options that pyarrow refuses together
-            raise StoreUnavailableError(f"cannot open store s3://{bucket}: {_first_line(exc)}") from None
+            raise StoreUnavailableError(f"cannot open store s3://{bucket}: {first_line(exc)}") from None
     try:
         fs, _ = pafs.FileSystem.from_uri(f"{scheme}://{bucket}" + (f"?{query}" if query else ""))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ValueError) as exc:
-        raise StoreUnavailableError(f"cannot open store {scheme}://{bucket}: {_first_line(exc)}") from None
+        raise StoreUnavailableError(f"cannot open store {scheme}://{bucket}: {first_line(exc)}") from None
     return fs
 
 
@@ -159,10 +159,6 @@ def _s3_option(key: str, value: str):
     return value
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
 
 def describe_os_error(exc: BaseException, where: str) -> str:
     """One line for a failed filesystem call: no space, permission, unreachable endpoint..."""
@@ -172,7 +168,7 @@ def describe_os_error(exc: BaseException, where: str) -> str:
         return f"disk quota exceeded on {where}"
     if isinstance(exc, PermissionError):
         return f"permission denied on {where}"
-    text = _first_line(exc)
+    text = first_line(exc)
     if "No space left" in text:
         return f"no space left on {where}"
     return f"{where}: {text}"
@@ -249,9 +245,9 @@ def _s3_put_if_absent(location: Location, path: str, data: bytes) -> bool:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
             return False
-        raise StoreError(f"cannot write s3://{path}: {_first_line(exc)}") from None
+        raise StoreError(f"cannot write s3://{path}: {first_line(exc)}") from None
     except BotoCoreError as exc:
-        raise StoreError(f"cannot write s3://{path}: {_first_line(exc)}") from None
+        raise StoreError(f"cannot write s3://{path}: {first_line(exc)}") from None
 
 
 def s3_client(location: Location):
@@ -284,7 +280,7 @@ def check_reachable(location: Location) -> None:
     try:
         info = fs.get_file_info(bucket)
     except OSError as exc:
-        text = _first_line(exc)
+        text = first_line(exc)
         if "ACCESS_DENIED" in text or "AccessDenied" in text or "InvalidAccessKeyId" in text:
             raise StoreUnavailableError(
                 f"cannot open store {location.shown}: access denied ({text}); check the credentials "
@@ -329,7 +325,7 @@ def check_sweep_folder(given: str, writable: bool = False) -> None:
         try:
             info = filesystem(location).get_file_info(location.join("spec.yaml").path)
         except OSError as exc:
-            raise StoreUnavailableError(f"cannot reach store {location.shown}: {_first_line(exc)}") from None
+            raise StoreUnavailableError(f"cannot reach store {location.shown}: {first_line(exc)}") from None
         if info.type != pafs.FileType.File:
             raise StoreUnavailableError(f"{location.shown} is not a sweep folder (no spec.yaml); {expected}")
         return

@@ -21,7 +21,7 @@ import pyarrow.fs as pafs
 
 from symsweep._fs import describe_os_error
 from symsweep._store_files import HISTORY, RUNS, SEGMENT_PREFIX, StoreFiles, parquet_bytes, segment_name
-from symsweep.errors import StoreUnavailableError
+from symsweep.errors import StoreUnavailableError, first_line
 
 HISTORY_SCHEMA = pa.schema([("run_id", pa.string()), ("step", pa.int64()),
                             ("metric", pa.string()), ("value", pa.float64()), ("attempt", pa.int64())])
@@ -84,8 +84,7 @@ class Segments(StoreFiles):
             except FileNotFoundError:  # folded into a segment while we listed: read there
                 return None, None
             except (pa.ArrowInvalid, OSError, KeyError, ValueError) as exc:
-                text = str(exc).strip()
-                return None, (path, text.splitlines()[0] if text else type(exc).__name__)
+                return None, (path, first_line(exc))
         if len(paths) < 4:
             out = [read(p) for p in paths]
         else:

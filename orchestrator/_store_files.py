@@ -27,7 +27,7 @@ from symsweep._fs import (
     filesystem,
     parse_location,
 )
-from symsweep.errors import StoreError, StoreUnavailableError
+from symsweep.errors import StoreError, StoreUnavailableError, first_line
 
 RUNS, HISTORY, ARTIFACTS, AGGREGATES, QUARANTINE = "runs", "history", "artifacts", "aggregates", "quarantine"
 SEGMENT_PREFIX = "seg-"
@@ -90,8 +90,7 @@ def verify_parquet(name: str, data: bytes) -> None:
     try:
         pq.ParquetFile(io.BytesIO(data), page_checksum_verification=True).read()
     except (pa.ArrowInvalid, OSError, KeyError, ValueError) as exc:
-        text = str(exc).strip()
-        raise DamagedFile(text.splitlines()[0] if text else type(exc).__name__) from None
+        raise DamagedFile(first_line(exc)) from None
 
 
 class StoreFiles:

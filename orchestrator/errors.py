@@ -65,10 +65,23 @@ class QueryError(SymsweepError):
     exit_code = 2
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an error's message, or its type's name when it has none."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def last_line(exc: BaseException) -> str:
+    """The last non-blank line of an error's message (a remote traceback's own message, e.g. a
+    Ray task error), or its type's name when it has none."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def yaml_error_line(source: str, exc: Exception) -> str:
     """One line for a YAML error: `file:line:column: not valid YAML: problem (context)`."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
-    problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    problem = getattr(exc, "problem", None) or first_line(exc)
     context = getattr(exc, "context", None)
     return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 from symsweep import tracking
-from symsweep.errors import ClusterError
+from symsweep.errors import ClusterError, last_line
 from symsweep.progress import Progress
 from symsweep.spec import Resources, Trial
 from symsweep.worker import TrialRunner
@@ -227,16 +227,11 @@ class RayExecutor:
                 ),
             )
             grid = tuner.fit()
-            errors = {r.config["trial"]: _last_line(r.error) for r in grid if r.error is not None}
+            errors = {r.config["trial"]: last_line(r.error) for r in grid if r.error is not None}
             return ExecutionReport(trials=len(trials), lost_trials=list(errors), errors=errors)
         finally:
             if own:
                 self.close()
-
-
-def _last_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else type(exc).__name__
 
 
 def _host_port(address: str) -> tuple[str, int] | None:

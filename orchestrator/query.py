@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from symsweep._fs import check_reachable, filesystem, parse_location
-from symsweep.errors import QueryError, StoreUnavailableError
+from symsweep.errors import QueryError, StoreUnavailableError, first_line
 from symsweep.store import HISTORY, HISTORY_SCHEMA, RUN_COLUMNS, RUNS, SweepStore, _concat
 
 FORMATS = ("table", "csv", "json")
@@ -131,7 +131,7 @@ def find_sweeps(path: str) -> list[SweepFiles]:
         folders = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
                          and is_file(f"{i.path}/spec.yaml"))
     except OSError as exc:
-        raise StoreUnavailableError(f"cannot read {location.uri}: {_first_line(exc)}") from None
+        raise StoreUnavailableError(f"cannot read {location.uri}: {first_line(exc)}") from None
     if not folders:
         raise QueryError(f"{path} is neither a sweep folder (no spec.yaml) nor a results root holding "
                          f"sweep folders; pass --results RESULTS or RESULTS/<sweep>")
@@ -219,7 +219,7 @@ class Results:
                 try:
                     parts.append(_with_sweep(s.store.read_aggregate_arrow(name), s.name))
                 except (pa.ArrowInvalid, OSError) as exc:
-                    self._skip([(f"{s.store.aggregates_dir()}/{name}.parquet", _first_line(exc))])
+                    self._skip([(f"{s.store.aggregates_dir()}/{name}.parquet", first_line(exc))])
         if not parts:
             return EMPTY.get(name, pa.schema([("sweep", pa.string())])).empty_table()
         return _concat(parts)
@@ -245,7 +245,7 @@ class Results:
         try:
             return [(s.query, s.type.name in ROW_STATEMENTS) for s in self._con.extract_statements(query)]
         except duckdb.Error as exc:
-            raise QueryError(f"{_first_line(exc)}; available tables: {self.describe_tables()}") from None
+            raise QueryError(f"{first_line(exc)}; available tables: {self.describe_tables()}") from None
 
     def sql_arrow_all(self, query: str) -> list[pa.Table | None]:
         """Every statement's result, in order (None for statements without rows: CREATE, SET...)."""
@@ -297,10 +297,10 @@ class Results:
                              f"--timeout 0 for no limit)")
         exc = box.get("error")
         if isinstance(exc, duckdb.PermissionException):
-            raise QueryError(f"{_first_line(exc)}: queries may read the sweep tables only (no files, "
+            raise QueryError(f"{first_line(exc)}: queries may read the sweep tables only (no files, "
                              f"no extensions, no settings)") from None
         if isinstance(exc, duckdb.Error):
-            raise QueryError(f"{_first_line(exc)}; available tables: {self.describe_tables()}") from None
+            raise QueryError(f"{first_line(exc)}; available tables: {self.describe_tables()}") from None
         if exc is not None:
             raise exc
         return box["value"]
@@ -345,8 +345,6 @@ def open_results(path: str, timeout_s: float | None = None) -> Results:
     return Results(path, timeout_s)
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 # ---------------------------------------------------------------- printing
@@ -393,7 +391,7 @@ def _shown(rel: duckdb.DuckDBPyRelation, fmt: str, limit: int | None) -> Shown:
         shown = rel.query(_RESULT, sql + (f" LIMIT {limit + 1}" if limit else ""))
     except duckdb.Error as exc:  # binding only: the query's own errors come when it runs, below
         types = ", ".join(f"{c} {k}" for c, k in zip(rel.columns, rel.types))
-        raise QueryError(f"cannot print this result as {fmt} ({types}): {_first_line(exc)}") from None
+        raise QueryError(f"cannot print this result as {fmt} ({types}): {first_line(exc)}") from None
     rows = shown.fetchall()
     total = len(rows)
     if limit and total > limit:
