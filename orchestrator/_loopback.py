@@ -23,9 +23,11 @@ from pathlib import Path
 HOST = "127.0.0.2"
 
 
-def _free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now (the kernel's pick; another process may take it before
+    it is used, so a test that binds it late can fail, rarely)."""
     with socket.socket() as s:
-        s.bind((HOST, 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -52,7 +54,7 @@ def _session_pids(sid: int) -> list[int]:
 @dataclass
 class LoopbackCluster:
     head_cpus: float = 1
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=lambda: free_port(HOST))
     token: str = field(default_factory=lambda: secrets.token_hex(32))
     nodes: dict[str, subprocess.Popen] = field(default_factory=dict)
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from symsweep._loopback import free_port  # noqa: F401 - one home; tests import it from here
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -109,11 +111,26 @@ def write_spec(tmp_path):
     return write
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout_s: float = 30) -> None:
+    """Return once a server accepts connections on host:port (a test's server just started)."""
     import socket
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    import time
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:g} s") from None
+            time.sleep(0.1)
+
+
+def one_line(res: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The stderr of a command that must fail with `code` in one clear line, no traceback."""
+    assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    return res.stderr
 
 
 class S3Server:

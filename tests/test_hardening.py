@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, assert_ran_once, ledger, symsweep
+from conftest import REPO, assert_ran_once, free_port, ledger, one_line, symsweep, wait_for_port
 from symsweep import QueryError, open_results
 
 SYN = """
@@ -26,12 +25,6 @@ axes: {steps: [5, 10]}
 seeds: 3
 runs_per_trial: 3
 """
-
-
-def _one_line(res: subprocess.CompletedProcess, code: int = 2) -> str:
-    assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
-    return res.stderr
 
 
 def _files(root: Path) -> set[str]:
@@ -97,15 +90,15 @@ def test_aggregate_names_the_runs_it_could_not_read(sweep):
 def test_an_unparsable_frozen_spec_is_one_line_naming_the_file(sweep, command):
     (sweep / "spec.yaml").write_text("name: x\ntask: [unclosed\n")
     before = _files(sweep)
-    err = _one_line(symsweep(command, str(sweep), *(["--executor", "inline"] if command == "resume" else [])))
+    err = one_line(symsweep(command, str(sweep), *(["--executor", "inline"] if command == "resume" else [])))
     assert f"{sweep / 'spec.yaml'}:3:1: not valid YAML" in err
     assert _files(sweep) == before
 
 
 def test_run_into_a_folder_with_an_unparsable_frozen_spec_is_refused(sweep):
     (sweep / "spec.yaml").write_text("name: x\ntask: [unclosed\n")
-    err = _one_line(symsweep("run", str(sweep.parent.parent / "syn.yaml"), "--results", str(sweep.parent),
-                             "--executor", "inline"))
+    err = one_line(symsweep("run", str(sweep.parent.parent / "syn.yaml"), "--results", str(sweep.parent),
+                            "--executor", "inline"))
     assert "spec.yaml:3:1: not valid YAML" in err
 
 
@@ -300,7 +293,7 @@ def test_bad_values_stop_before_anything_is_written(tmp_path, overrides, message
     start = time.monotonic()
     args = [a for o in overrides for a in ("--set", o)]
     res = symsweep("run", str(spec), *args, "--results", str(tmp_path / "res"), "--num-cpus", "2")
-    err = _one_line(res)
+    err = one_line(res)
     assert message in err, err
     assert not (tmp_path / "res").exists() and _files(tmp_path) == {"s.yaml"}
     if "seeds=1000000000" in overrides:
@@ -328,7 +321,7 @@ def test_closing_the_pipe_early_is_normal_use(sweep):
 def test_malformed_yaml_is_one_line_with_line_and_column(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text("name: x\ntask: synthetic\naxes: {steps: [1, 2}\n")
-    err = _one_line(symsweep("run", str(spec), "--results", str(tmp_path / "res")))
+    err = one_line(symsweep("run", str(spec), "--results", str(tmp_path / "res")))
     assert err.startswith(f"symsweep: error: {spec}:3:") and "not valid YAML" in err
 
 
@@ -349,7 +342,7 @@ def test_malformed_yaml_is_one_line_with_line_and_column(tmp_path):
 def test_queries_read_the_tables_and_nothing_else(sweep, tmp_path, sql):
     before = _files(tmp_path)
     res = symsweep("query", sql.format(tmp=tmp_path, sweep=sweep), "--results", str(sweep))
-    err = _one_line(res)
+    err = one_line(res)
     assert "queries may read the sweep tables only" in err or "locked" in err, err
     assert _files(tmp_path) == before
 
@@ -364,18 +357,12 @@ def test_several_statements_run_in_order_and_print_each_result(sweep):
 # ----------------------------------------------------------------------------- joining a cluster
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_an_unreachable_cluster_address_is_one_line_without_a_hang(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text(SYN)
     start = time.monotonic()
-    err = _one_line(symsweep("run", str(spec), "--results", str(tmp_path / "res"),
-                             "--address", f"127.0.0.1:{_free_port()}"))
+    err = one_line(symsweep("run", str(spec), "--results", str(tmp_path / "res"),
+                            "--address", f"127.0.0.1:{free_port()}"))
     assert "cannot reach the Ray cluster at 127.0.0.1:" in err and "refused" in err.lower()
     assert time.monotonic() - start < 30
     assert not (tmp_path / "res").exists()
@@ -384,19 +371,14 @@ def test_an_unreachable_cluster_address_is_one_line_without_a_hang(tmp_path):
 def test_a_port_that_is_not_ray_is_one_line_without_a_hang(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text(SYN)
-    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port := _free_port())],
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port := free_port())],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(50):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         start = time.monotonic()
         res = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--address", f"127.0.0.1:{port}",
                        timeout=240)
-        err = _one_line(res)
+        err = one_line(res)
         assert "cannot join the Ray cluster at 127.0.0.1:" in err
         assert time.monotonic() - start < 180
         assert not (tmp_path / "res").exists()
@@ -435,7 +417,7 @@ def _refused(tmp_path: Path, text: str, *args: str) -> str:
     spec.write_text(text)
     res = symsweep("run", str(spec), *args, "--results", str(tmp_path / "res"), "--executor", "inline",
                    isolated=True, timeout=60)
-    err = _one_line(res)
+    err = one_line(res)
     assert not (tmp_path / "res").exists()
     return err
 
@@ -502,7 +484,7 @@ def test_a_changed_seed_list_is_summarized_not_printed_whole(sweep):
     (sweep.parent.parent / "syn.yaml").write_text(SYN.replace("seeds: 3", f"seeds: {seeds}"))
     res = symsweep("run", str(sweep.parent.parent / "syn.yaml"), "--results", str(sweep.parent),
                    "--executor", "inline")
-    err = _one_line(res)
+    err = one_line(res)
     assert "was started with a different spec (seeds: [0, 1, 2] -> list of 100000 items (1, 2, 3, ..., 100000))" \
         in err, err
     assert len(err) < 1000, len(err)
@@ -526,8 +508,8 @@ def test_run_into_a_bad_results_location_is_exit_2_in_one_line(tmp_path, results
     (tmp_path / "afile").write_text("not a folder")
     (tmp_path / "s.yaml").write_text(SYN)
     before = _files(tmp_path)
-    err = _one_line(symsweep("run", str(tmp_path / "s.yaml"), "--results", results.format(tmp=tmp_path),
-                             "--executor", "inline"))
+    err = one_line(symsweep("run", str(tmp_path / "s.yaml"), "--results", results.format(tmp=tmp_path),
+                            "--executor", "inline"))
     assert f"--results {results.format(tmp=tmp_path)}: " in err and message.format(tmp=tmp_path) in err, err
     _no_folder_is_made(tmp_path, before)
 
@@ -540,7 +522,7 @@ def read_only_mount(tmp_path):
 def test_run_into_a_read_only_mount_is_exit_2_in_one_line(read_only_mount, tmp_path):
     (tmp_path / "s.yaml").write_text(SYN)
     for results in (read_only_mount, read_only_mount / "deeper"):
-        err = _one_line(symsweep("run", str(tmp_path / "s.yaml"), "--results", str(results), "--executor", "inline"))
+        err = one_line(symsweep("run", str(tmp_path / "s.yaml"), "--results", str(results), "--executor", "inline"))
         assert f"cannot create the sweep folder in {read_only_mount}" in err and "read-only" in err, err
     assert list(read_only_mount.iterdir()) == []
 
@@ -551,7 +533,7 @@ def test_run_into_a_read_only_folder_is_exit_2_in_one_line(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir(mode=0o555)
     (tmp_path / "s.yaml").write_text(SYN)
-    err = _one_line(symsweep("run", str(tmp_path / "s.yaml"), "--results", str(folder), "--executor", "inline"))
+    err = one_line(symsweep("run", str(tmp_path / "s.yaml"), "--results", str(folder), "--executor", "inline"))
     assert f"cannot create the sweep folder in {folder}" in err and "permission denied" in err.lower(), err
     assert list(folder.iterdir()) == []
 
@@ -566,8 +548,8 @@ def test_run_into_a_read_only_folder_is_exit_2_in_one_line(tmp_path):
 def test_a_path_that_is_no_sweep_is_exit_2_in_one_line(tmp_path, command, path, message):
     (tmp_path / "afile").write_text("not a sweep")
     before = _files(tmp_path)
-    err = _one_line(symsweep(command, path.format(tmp=tmp_path), *(["--executor", "inline"] if command == "resume"
-                                                                    else [])))
+    err = one_line(symsweep(command, path.format(tmp=tmp_path), *(["--executor", "inline"] if command == "resume"
+                                                                   else [])))
     assert message.format(tmp=tmp_path) in err, err
     _no_folder_is_made(tmp_path, before)
 
@@ -589,7 +571,7 @@ def test_bad_s3_uri_options_are_exit_2_in_one_line_before_connecting(tmp_path, q
         "scheme=http&scheme=ftp", "scheme=ftp")
     for args in (["run", str(tmp_path / "s.yaml"), "--results", uri, "--executor", "inline"], ["status", uri]):
         start = time.monotonic()
-        err = _one_line(symsweep(*args))
+        err = one_line(symsweep(*args))
         assert message in err, err
         assert "s3cr3t" not in err and "tok2" not in err
         assert time.monotonic() - start < 30  # no connection tried: nothing listens on port 9
@@ -597,7 +579,7 @@ def test_bad_s3_uri_options_are_exit_2_in_one_line_before_connecting(tmp_path, q
 
 def test_an_s3_prefix_that_is_no_sweep_is_exit_2_in_one_line(s3):
     for command in ("status", "resume"):
-        err = _one_line(symsweep(command, s3.uri("no-sweep-here"), *(["--executor", "inline"] if command == "resume"
-                                                                       else [])))
+        err = one_line(symsweep(command, s3.uri("no-sweep-here"), *(["--executor", "inline"] if command == "resume"
+                                                                      else [])))
         assert f"{s3.uri('no-sweep-here')} is not a sweep folder (no spec.yaml)" in err, err
     assert s3.keys("no-sweep-here") == []

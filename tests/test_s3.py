@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import REPO, assert_ran_once, free_port, ledger, symsweep
+from conftest import REPO, assert_ran_once, free_port, ledger, one_line, symsweep, wait_for_port
 
 SYN = """
 name: syn
@@ -161,18 +161,12 @@ def raw_rows_readable(sweep: str):
 # ----------------------------------------------------------------------------- bad locations
 
 
-def _one_line_2(res: subprocess.CompletedProcess) -> str:
-    assert res.returncode == 2, (res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
-    return res.stderr
-
-
 def test_a_missing_bucket_is_one_line(s3, tmp_path):
     spec = _spec(tmp_path)
     for args in (["run", str(spec), "--results", "s3://no-such-bucket/x", "--executor", "inline"],
                  ["status", "s3://no-such-bucket/x/syn"],
                  ["query", "SELECT 1", "--results", "s3://no-such-bucket/x"]):
-        err = _one_line_2(symsweep(*args))
+        err = one_line(symsweep(*args))
         assert "s3://no-such-bucket/x" in err and "bucket 'no-such-bucket' does not exist" in err
 
 
@@ -181,13 +175,13 @@ def test_an_unreachable_endpoint_is_one_line_within_seconds(s3, tmp_path):
     start = time.monotonic()
     res = symsweep("run", str(_spec(tmp_path)), "--results", s3.uri("x"), "--executor", "inline",
                    env={"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"})
-    err = _one_line_2(res)
+    err = one_line(res)
     assert f"cannot reach store {s3.uri('x')}" in err
     assert time.monotonic() - start < 60
 
 
 def test_an_unknown_option_in_the_uri_lists_the_allowed_ones(s3, tmp_path):
-    err = _one_line_2(symsweep("status", s3.uri("x/syn") + "?endpoint=foo"))
+    err = one_line(symsweep("status", s3.uri("x/syn") + "?endpoint=foo"))
     assert "unknown S3 option 'endpoint' in the store URI; allowed: region, scheme, endpoint_override" in err
 
 
@@ -199,18 +193,11 @@ def test_wrong_credentials_are_one_line(tmp_path):
                               env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 30
-        import socket
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_for_port(port)
         env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "wrong",
                "AWS_SECRET_ACCESS_KEY": "wrong", "AWS_DEFAULT_REGION": "us-east-1"}
-        err = _one_line_2(symsweep("run", str(_spec(tmp_path)), "--results", "s3://some-bucket/x",
-                                   "--executor", "inline", env=env))
+        err = one_line(symsweep("run", str(_spec(tmp_path)), "--results", "s3://some-bucket/x",
+                                "--executor", "inline", env=env))
         assert "s3://some-bucket/x" in err
         assert "access denied" in err and "check the credentials" in err, err
     finally:
