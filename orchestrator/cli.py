@@ -25,7 +25,7 @@ import sys
 
 from symsweep.errors import SpecError, SymsweepError
 
-FORMATS = ("table", "csv", "json")
+from symsweep._formats import FORMATS
 
 
 def _whole_number(minimum: int):

@@ -33,9 +33,6 @@ non-UTF-8 blobs included, which Arrow -> pandas cannot represent.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 import threading
 import time
@@ -47,11 +44,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from symsweep._formats import FORMATS, Shown, check_format, format_shown  # noqa: F401 - query's API
 from symsweep._fs import check_reachable, filesystem, parse_location
 from symsweep.errors import QueryError, StoreUnavailableError, first_line
 from symsweep.store import HISTORY, HISTORY_SCHEMA, RUN_COLUMNS, RUNS, SweepStore, _concat
 
-FORMATS = ("table", "csv", "json")
 TABLE_ROWS = 1000
 """Rows `symsweep query --format table` prints unless --limit says otherwise (a terminal is no place for more)."""
 # Statement types whose result is a table of rows (the others: CREATE, DROP, SET, ...).
@@ -255,7 +252,7 @@ class Results:
     def show_all(self, query: str, fmt: str = "table", limit: int | None = None) -> list["Shown | None"]:
         """Every statement's result as text ready to print in `fmt` (see `format_shown`), at most
         `limit` rows of each (None: all); None for statements without rows."""
-        _check_format(fmt)
+        check_format(fmt)
         return self._each_statement(query, lambda rel: _shown(rel, fmt, limit))
 
     def _each_statement(self, query: str, result: Callable[[duckdb.DuckDBPyRelation], T]) -> list[T | None]:
@@ -345,32 +342,16 @@ def open_results(path: str, timeout_s: float | None = None) -> Results:
     return Results(path, timeout_s)
 
 
-
-
 # ---------------------------------------------------------------- printing
 # Values are turned into text by DuckDB itself, before anything reaches Python: Arrow and
 # pandas cannot hold infinity dates, years past 9999, nanosecond times, unions, or tell a
 # uhugeint from a negative number, and JSON has no NaN. Table and CSV get DuckDB's text
 # (floats: NaN, inf, -inf); JSON gets DuckDB's to_json with NaN / Infinity / -Infinity as
 # strings. _RESULT names the result inside the converting query; its columns are renamed
-# c0, c1, ... by position, so duplicate or odd column names need no quoting.
+# c0, c1, ... by position, so duplicate or odd column names need no quoting. The text is laid
+# out as a table, CSV or JSON by symsweep._formats.
 _RESULT = "symsweep_result"
 _JSON_NUMBER_WORD = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
-
-
-@dataclass(frozen=True)
-class Shown:
-    """A result ready to print: its column names and each value as text (JSON text for
-    `json`; None is NULL), at most the rows asked for, and how many rows it has."""
-
-    columns: list[str]
-    rows: list[tuple]
-    total: int
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise QueryError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
 
 
 def _as_text(column: str, kind, fmt: str) -> str:
@@ -409,42 +390,9 @@ def _json_numbers(value: str | None) -> str | None:
     return _JSON_NUMBER_WORD.sub(lambda m: m.group(0) if m.group(0).startswith('"') else f'"{m.group(0)}"', value)
 
 
-def _unique(names: list[str]) -> list[str]:
-    """Column names made unique for JSON keys: a, a_1, a_2, ... (skipping names the result has)."""
-    taken, out = set(names), []
-    for name in names:
-        new, k = name, 0
-        while new in out or (new != name and new in taken):
-            k += 1
-            new = f"{name}_{k}"
-        out.append(new)
-    return out
-
-
-def format_shown(shown: Shown, fmt: str = "table") -> str:
-    """A shown result as right-aligned columns (NULL for missing values), CSV (a header line,
-    then the rows; NULL is empty) or one JSON array of records (duplicate names made unique)."""
-    _check_format(fmt)
-    if fmt == "json":
-        keys = [json.dumps(k) for k in _unique(shown.columns)]
-        return "[" + ", ".join("{" + ", ".join(f"{k}: {'null' if v is None else v}" for k, v in zip(keys, row))
-                               + "}" for row in shown.rows) + "]"
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(shown.columns)
-        writer.writerows(["" if v is None else v for v in row] for row in shown.rows)
-        return out.getvalue().rstrip("\n")
-    if not shown.rows:
-        return "  ".join(shown.columns) + "\n(0 rows)"
-    cells = [["NULL" if v is None else v.replace("\n", "\\n") for v in row] for row in shown.rows]
-    widths = [max(len(name), *(len(row[i]) for row in cells)) for i, name in enumerate(shown.columns)]
-    return "\n".join("  ".join(v.rjust(w) for v, w in zip(line, widths)) for line in [shown.columns, *cells])
-
-
 def format_result(table: pa.Table, fmt: str = "table") -> str:
     """An Arrow table as `format_shown` prints it (aligned table, CSV or JSON records)."""
-    _check_format(fmt)
+    check_format(fmt)
     con = _connect()
     try:
         return format_shown(_shown(con.from_arrow(table), fmt, None), fmt)
