@@ -7,7 +7,6 @@ what is allowed.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import itertools
 import json
@@ -212,7 +211,7 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
         check_structure(raw, _PLAIN_CONTAINERS, _plain_children)
     except _Refused as exc:
         raise SpecError(f"{source}: {exc.problem}") from None
-    raw = _deep_copy(raw)
+    raw = _plain(raw)
     _check_keys(raw, TOP_LEVEL_KEYS, source)
     parameters = [kv for kv in overrides if not _apply_spec_override(raw, *kv)]
     for key in ("name", "task"):
@@ -246,7 +245,7 @@ def spec_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "spec"
             raise SpecError(f"{source}: axis {k!r} must be a non-empty list of values, got {_short(values)}")
         coerced = tuple(_coerce(f"axes.{k}[{i}]", _in_range(task, k, v, f"axes.{k}[{i}]", source), hints[k])
                         for i, v in enumerate(values))
-        if len(set(map(_canonical, coerced))) != len(coerced):
+        if len(set(map(canonical_json, coerced))) != len(coerced):
             raise SpecError(f"{source}: axis {k!r} repeats a value: {values!r}")
         axes[k] = coerced
 
@@ -370,9 +369,8 @@ _UNSET = object()
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Specs compare by their serialized form (NaN equals NaN), as the frozen-spec check does."""
-    dumps = functools.partial(json.dumps, sort_keys=True, default=str)
-    return a is b or dumps(a) == dumps(b)
+    """Specs compare by their canonical form (NaN equals NaN), as the frozen-spec check does."""
+    return a is b or canonical_json(a) == canonical_json(b)
 
 
 # ----------------------------------------------------------------------------- YAML
@@ -551,9 +549,8 @@ def _run_ids(task: str, config: Mapping[str, Any], seeds: Sequence[int]) -> list
     The canonical form is `{"config":...,"seed":N,"task":...}` (keys sorted): the text before
     and after the seed is built from its parts, never found by searching the whole text, which
     a config field named `seed` (or a string holding `,"seed":0,`) would fool."""
-    dumps = functools.partial(json.dumps, sort_keys=True, separators=(",", ":"))
-    head = ('{"config":' + dumps(dict(config)) + ',"seed":').encode()
-    tail = (',"task":' + dumps(task) + "}").encode()
+    head = ('{"config":' + canonical_json(dict(config)) + ',"seed":').encode()
+    tail = (',"task":' + canonical_json(task) + "}").encode()
     sha = hashlib.sha256
     return [sha(head + str(int(s)).encode() + tail).hexdigest()[:16] for s in seeds]
 
@@ -590,7 +587,7 @@ def config_from_dict(task: Task, plain: Mapping[str, Any]):
 
 
 def config_to_dict(config) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(config)))
+    return _plain(dataclasses.asdict(config))
 
 
 def run_id(task: str, config: Mapping[str, Any], seed: int) -> str:
@@ -619,21 +616,32 @@ def pack(runs: Sequence[RunSpec], runs_per_trial: int, attempts: Mapping[str, in
 # ----------------------------------------------------------------------------- helpers
 
 
+def canonical_json(value: Any) -> str:
+    """The one canonical text of a spec value, a config or a run's identity: JSON, keys sorted,
+    no spaces, tuples as lists, other values JSON cannot hold as `_jsonable` says. Two values are
+    the same for symsweep (the frozen-spec check on resume, duplicate axis values, spec changes)
+    exactly when their texts are equal, NaN included; run, point and trial ids hash this text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    """What JSON cannot hold: a numpy scalar as its Python value, a set as a sorted list, anything
+    else (a YAML date, an object) as its str()."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=canonical_json)
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():
+        return item()
+    return str(value)
+
+
 def _hash(obj: Any) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(_plain(value), sort_keys=True)
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:16]
 
 
 def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=list))
-
-
-def _deep_copy(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    """A deep copy made only of JSON's types (order of mappings kept), by the same rules."""
+    return json.loads(json.dumps(value, default=_jsonable))
 
 
 def _field_names(config_cls) -> list[str]:

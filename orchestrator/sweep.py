@@ -9,7 +9,6 @@ status = the same plan, read-only.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -20,7 +19,7 @@ import pandas as pd
 from symsweep.errors import SpecChangedError, StoreError
 from symsweep.executors import ExecutionReport, Executor
 from symsweep.progress import Progress
-from symsweep.spec import RunSpec, SweepSpec, Trial, describe_changes, expand, pack, spec_from_dict
+from symsweep.spec import RunSpec, SweepSpec, Trial, canonical_json, describe_changes, expand, pack, spec_from_dict
 from symsweep.store import COMPACT_EVERY, Damage, OutputCheck, SweepStore, damage_lines
 from symsweep.tracking import Trackers
 from symsweep.worker import TrialRunner, git_commit
@@ -138,18 +137,13 @@ def check_frozen_spec(spec: SweepSpec, store: SweepStore, force: bool) -> None:
     except Exception as exc:  # noqa: BLE001 - e.g. the task changed its config fields
         old = {"unreadable": str(exc)}
     new = spec.science()
-    if _canonical(old) != _canonical(new) and not force:
+    if canonical_json(old) != canonical_json(new) and not force:
         changes = describe_changes(old, new)  # summarized: two million seeds are not printed whole
         raise SpecChangedError(
             f"{store.shown} was started with a different spec ({changes}). Runs would mix two sweeps: "
             f"use another --results folder or sweep name, or pass --force to re-plan with the new spec "
             f"(existing rows are kept)."
         )
-
-
-def _canonical(value) -> str:
-    """Specs compare by their serialized form: equal specs are equal, NaN included."""
-    return json.dumps(value, sort_keys=True, default=str)
 
 
 @dataclass

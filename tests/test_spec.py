@@ -365,3 +365,21 @@ def test_spec_changes_are_summarized_in_a_short_line():
     assert len(many) < 700 and many.endswith("(500 differences in all)"), many
     assert brief("x" * 1000).endswith("...") and len(brief("x" * 1000)) < 210
     assert brief([[1, 2, 3, 4, 5, 6, 7]] * 7).startswith("list of 7 items (list of 7 items (1, 2, 3, ..., 7), ")
+
+
+def test_one_canonical_form_serves_run_ids_and_spec_comparison():
+    """run ids, the frozen-spec check and duplicate axis values all read spec.canonical_json."""
+    import hashlib
+
+    import numpy as np
+
+    from symsweep.spec import _same, canonical_json
+    config = {"b": [1, 2], "a": float("nan"), "c": {"y": 1, "x": (2, 3)}}
+    assert canonical_json(config) == '{"a":NaN,"b":[1,2],"c":{"x":[2,3],"y":1}}'
+    assert _same(config, {"c": {"x": [2, 3], "y": 1}, "a": float("nan"), "b": [1, 2]})  # NaN equals NaN
+    assert canonical_json({"lr": np.float64(0.1), "n": np.int64(3)}) == canonical_json({"lr": 0.1, "n": 3})
+    assert canonical_json({"s": {"b", "a", "c"}}) == canonical_json({"s": {"c", "a", "b"}})
+    text = canonical_json({"config": {"lr": 0.1}, "seed": 3, "task": "synthetic"})
+    assert run_id("synthetic", {"lr": 0.1}, 3) == hashlib.sha256(text.encode()).hexdigest()[:16]
+    with pytest.raises(SpecError, match="repeats a value"):
+        spec_from_dict({"name": "x", "task": "synthetic", "axes": {"lr": [0.1, 0.1]}})
