@@ -5,8 +5,9 @@
 
 TensorBoard: one run folder per symsweep run (`<config that varies>-seed<seed>-<run id>`),
 each history metric as a scalar series, and the hparams plugin's data (the resolved config
-and the final metrics), so the HPARAMS tab compares the runs. MLflow: the same as live
-tracking (symsweep.tracking), from the ledger, with the runs' own start and end times;
+and the final metrics), so the HPARAMS tab compares the runs. MLflow: the same runs as live
+tracking makes (one mapping, in symsweep.tracking: run name, tags, params, metrics,
+status), plus the tag symsweep.exported, from the ledger, with the runs' own start and end times;
 runs whose symsweep run id the experiment already holds (ended) are skipped, so an export
 can be repeated.
 """
@@ -19,13 +20,22 @@ from typing import Any
 
 import pandas as pd
 
-from symsweep.compare import varying_config_columns
+from symsweep.stats import varying_config_columns
 from symsweep.store import SweepStore
-from symsweep.tracking import MLFLOW_STATUS, mlflow_client, mlflow_experiment, mlflow_params, require
+from symsweep.tracking import (RunInfo, mlflow_client, mlflow_end_run, mlflow_experiment, mlflow_final_points,
+                               mlflow_log_points, mlflow_points, mlflow_start_run, require)
 
 
 def _config(row: pd.Series) -> dict[str, Any]:
     return json.loads(row["config_json"]) if isinstance(row.get("config_json"), str) else {}
+
+
+def _run_info(row: pd.Series) -> RunInfo:
+    """The facts of a ledger row's run, as live tracking saw them on its worker."""
+    commit = row.get("git_commit")
+    return RunInfo(run_id=str(row["run_id"]), sweep=str(row["sweep"]), task=str(row["task"]), seed=int(row["seed"]),
+                   trial_id=str(row["trial_id"]), attempt=int(row["attempt"]), config=_config(row),
+                   host=str(row["host"]), git_commit=commit if isinstance(commit, str) else None)
 
 
 def _final_metrics(row: pd.Series) -> dict[str, float]:
@@ -79,8 +89,6 @@ def export_tensorboard(store: SweepStore, out: str) -> int:
 def export_mlflow(store: SweepStore, uri: str, experiment: str | None = None) -> tuple[int, int]:
     """Replay a sweep's runs into MLflow; return (exported, skipped as already there)."""
     require("mlflow", extra="mlflow", what="export mlflow")
-    from mlflow.entities import Metric, Param
-
     runs = store.read_runs()
     if runs.empty:
         return 0, 0
@@ -98,30 +106,17 @@ def export_mlflow(store: SweepStore, uri: str, experiment: str | None = None) ->
             continue
         started = int(pd.Timestamp(row["started_at"]).timestamp() * 1000) if "started_at" in row else None
         ended = int(pd.Timestamp(row["finished_at"]).timestamp() * 1000) if "finished_at" in row else None
-        tags = {"symsweep.run_id": row["run_id"], "symsweep.sweep": str(row.get("sweep")),
-                "symsweep.task": str(row.get("task")), "symsweep.seed": str(row["seed"]),
-                "symsweep.trial": str(row.get("trial_id")), "symsweep.attempt": str(row.get("attempt")),
-                "symsweep.host": str(row.get("host")), "symsweep.git_commit": str(row.get("git_commit")),
-                "symsweep.status": str(row["status"]), "symsweep.exported": "true"}
-        if isinstance(row.get("error"), str):
-            tags["symsweep.error"] = row["error"][:5000]
-        run = client.create_run(experiment_id, start_time=started, tags=tags,
-                                run_name=f"{row.get('task')}-s{row['seed']}-{str(row['run_id'])[:8]}")
-        rid = run.info.run_id
-        params = [Param(k, v) for k, v in mlflow_params(_config(row)).items()]
-        for i in range(0, len(params), 100):
-            client.log_batch(rid, params=params[i:i + 100])
-        metrics, last = [], 0
+        rid = mlflow_start_run(client, experiment_id, _run_info(row), start_ms=started,
+                               extra_tags={"symsweep.exported": "true"})
+        points, last = [], 0
         part = by_run.get(row["run_id"])
         if part is not None:
             for step, metric, value in zip(part["step"], part["metric"], part["value"]):
-                metrics.append(Metric(metric, float(value), started or 0, int(step)))
+                points += mlflow_points({metric: value}, step, started or 0)
                 last = max(last, int(step))
-        # after the history's timestamp: MLflow keeps one row per (key, timestamp, step, value)
-        final_ms = max(ended or 0, (started or 0) + 1)
-        metrics += [Metric(k, v, final_ms, last) for k, v in _final_metrics(row).items()]
-        for i in range(0, len(metrics), 1000):
-            client.log_batch(rid, metrics=metrics[i:i + 1000])
-        client.set_terminated(rid, status=MLFLOW_STATUS.get(str(row["status"]), "FAILED"), end_time=ended)
+        points += mlflow_final_points(_final_metrics(row), last, started or 0, ended or 0)
+        mlflow_log_points(client, rid, points)
+        mlflow_end_run(client, rid, str(row["status"]), row["error"] if isinstance(row.get("error"), str) else None,
+                       end_ms=ended)
         exported += 1
     return exported, skipped

@@ -33,9 +33,6 @@ from symsweep.errors import SpecError
 
 ENTRY_POINT_GROUP = "symsweep.trackers"
 BUILTIN = ("mlflow", "experiment")
-# MLflow's client retries a dead server for minutes by default; a mirror must not.
-MLFLOW_HTTP_TIMEOUT_S = "5"
-MLFLOW_HTTP_RETRIES = "0"
 FLUSH_EVERY_S = 1.0
 
 
@@ -197,7 +194,19 @@ class RunTrackers:
 
 
 # ----------------------------------------------------------------------------- MLflow
+#
+# The one mapping of a symsweep run onto an MLflow run, for live tracking (MlflowTracker,
+# on the worker, as the run runs) and for the replay of a ledger (symsweep.export): the run
+# name, the tags, the params, the metric points and the status come from here only, so a
+# live run and an exported run of the same ledger row look alike.
 
+# MLflow's client retries a dead server for minutes by default; a mirror must not.
+MLFLOW_HTTP_TIMEOUT_S = "5"
+MLFLOW_HTTP_RETRIES = "0"
+MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "diverged": "FAILED"}
+# MLflow's limits per log_batch call
+MLFLOW_PARAMS_PER_BATCH = 100
+MLFLOW_METRICS_PER_BATCH = 1000
 
 _EXPERIMENTS: dict[tuple[str, str], str] = {}
 
@@ -225,22 +234,81 @@ def mlflow_experiment(client, uri: str, name: str) -> str:
     return _EXPERIMENTS[key]
 
 
+def mlflow_run_name(run: RunInfo) -> str:
+    return f"{run.task}-s{run.seed}-{run.run_id[:8]}"
+
+
+def mlflow_tags(run: RunInfo) -> dict[str, str]:
+    """The tags an MLflow run gets when it starts: the facts of its symsweep run."""
+    return {"symsweep.run_id": run.run_id, "symsweep.sweep": run.sweep, "symsweep.task": run.task,
+            "symsweep.seed": str(run.seed), "symsweep.trial": run.trial_id, "symsweep.attempt": str(run.attempt),
+            "symsweep.host": run.host, "symsweep.git_commit": run.git_commit or "unknown"}
+
+
+def mlflow_end_tags(status: str, error: str | None) -> dict[str, str]:
+    """The tags an MLflow run gets when it ends: the run's ledger status, and its error."""
+    return {"symsweep.status": status, **({"symsweep.error": error[:5000]} if error else {})}
+
+
+def mlflow_status(status: str) -> str:
+    """The MLflow run status of a ledger status (a status MLflow lacks, as diverged: FAILED)."""
+    return MLFLOW_STATUS.get(status, "FAILED")
+
+
 def mlflow_params(config: Mapping[str, Any]) -> dict[str, str]:
-    """A resolved config as MLflow params (values as text, at most MLflow's 6000 characters)."""
+    """A resolved config as MLflow params (values as text, at most MLflow's 6000 characters).
+    Keys sorted in JSON values, as the ledger's config_json has them: the same text live and
+    replayed."""
     import json
-    return {k: (v if isinstance(v, str) else json.dumps(v))[:6000] for k, v in config.items()}
+    return {k: (v if isinstance(v, str) else json.dumps(v, sort_keys=True))[:6000] for k, v in config.items()}
 
 
-MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "diverged": "FAILED"}
+def mlflow_points(metrics: Mapping[str, float | None], step: int, timestamp_ms: int) -> list:
+    """Metric values as MLflow points at one step (a None is no point)."""
+    from mlflow.entities import Metric
+    return [Metric(k, float(v), timestamp_ms, int(step)) for k, v in metrics.items() if v is not None]
+
+
+def mlflow_final_points(metrics: Mapping[str, float | None], last_step: int, last_ms: int, end_ms: int) -> list:
+    """A run's final metrics as MLflow points at its last logged step (a NaN is no point), one
+    millisecond after the last logged point at least: MLflow's store keeps one row per (key,
+    timestamp, step, value), so a final value equal to the last logged one would vanish."""
+    return mlflow_points({k: v for k, v in metrics.items() if v is not None and v == v},
+                         last_step, max(end_ms, last_ms + 1))
+
+
+def mlflow_start_run(client, experiment_id: str, run: RunInfo, start_ms: int | None = None,
+                     extra_tags: Mapping[str, str] | None = None) -> str:
+    """Create the MLflow run of a symsweep run, with its name, tags and params; its id."""
+    from mlflow.entities import Param
+    created = client.create_run(experiment_id, start_time=start_ms, tags={**mlflow_tags(run), **(extra_tags or {})},
+                                run_name=mlflow_run_name(run))
+    params = [Param(k, v) for k, v in mlflow_params(run.config).items()]
+    for i in range(0, len(params), MLFLOW_PARAMS_PER_BATCH):
+        client.log_batch(created.info.run_id, params=params[i:i + MLFLOW_PARAMS_PER_BATCH])
+    return created.info.run_id
+
+
+def mlflow_log_points(client, mlflow_run_id: str, points: list) -> None:
+    for i in range(0, len(points), MLFLOW_METRICS_PER_BATCH):
+        client.log_batch(mlflow_run_id, metrics=points[i:i + MLFLOW_METRICS_PER_BATCH])
+
+
+def mlflow_end_run(client, mlflow_run_id: str, status: str, error: str | None, end_ms: int | None = None) -> None:
+    """Tag an MLflow run with its outcome and end it with the matching MLflow status."""
+    from mlflow.entities import RunTag
+    client.log_batch(mlflow_run_id, tags=[RunTag(k, v) for k, v in mlflow_end_tags(status, error).items()])
+    client.set_terminated(mlflow_run_id, status=mlflow_status(status), end_time=end_ms)
 
 
 class MlflowTracker:
     """One MLflow run per symsweep run, created when the run starts, on its worker.
 
     Params: the resolved config. Tags: symsweep.run_id / sweep / task / seed / trial /
-    attempt / host / git_commit / status. Metrics: each ctx.log as a metric step (sent in
-    batches at most once a second), then the final metrics at the last step. An MLflow
-    run left RUNNING by a killed attempt of the same symsweep run is marked KILLED.
+    attempt / host / git_commit, then status (and error) at the end. Metrics: each ctx.log
+    as a metric step (sent in batches at most once a second), then the final metrics at the
+    last step. An MLflow run left RUNNING by a killed attempt of the same symsweep run is
+    marked KILLED.
     """
 
     def __init__(self, uri: str, experiment: str):
@@ -254,45 +322,26 @@ class MlflowTracker:
         self.last_ms = 0
 
     def on_run_start(self, run: RunInfo) -> None:
-        from mlflow.entities import Param
         stale = self.client.search_runs([self.experiment_id],
                                         filter_string=f"tags.`symsweep.run_id` = '{run.run_id}' "
                                                       f"and attributes.status = 'RUNNING'")
         for old in stale:  # an attempt that was killed mid-run: its ledger row never came
             self.client.set_terminated(old.info.run_id, status="KILLED")
-        tags = {"symsweep.run_id": run.run_id, "symsweep.sweep": run.sweep, "symsweep.task": run.task,
-                "symsweep.seed": str(run.seed), "symsweep.trial": run.trial_id, "symsweep.attempt": str(run.attempt),
-                "symsweep.host": run.host, "symsweep.git_commit": run.git_commit or "unknown"}
-        created = self.client.create_run(self.experiment_id, tags=tags,
-                                         run_name=f"{run.task}-s{run.seed}-{run.run_id[:8]}")
-        self.mlflow_run_id = created.info.run_id
-        params = [Param(k, v) for k, v in mlflow_params(run.config).items()]
-        for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(self.mlflow_run_id, params=params[i:i + 100])
+        self.mlflow_run_id = mlflow_start_run(self.client, self.experiment_id, run)
 
     def on_log(self, step: int, metrics: Mapping[str, float]) -> None:
-        from mlflow.entities import Metric
         now = self.last_ms = int(time.time() * 1000)
         self.last_step = max(self.last_step, int(step))
-        self.pending += [Metric(k, float(v), now, int(step)) for k, v in metrics.items() if v is not None]
+        self.pending += mlflow_points(metrics, step, now)
         if time.monotonic() - self.last_flush >= FLUSH_EVERY_S or len(self.pending) >= 900:
             self._flush()
 
     def _flush(self) -> None:
         self.last_flush = time.monotonic()
-        while self.pending:  # MLflow takes at most 1000 metrics per batch
-            batch, self.pending = self.pending[:1000], self.pending[1000:]
-            self.client.log_batch(self.mlflow_run_id, metrics=batch)
+        points, self.pending = self.pending, []
+        mlflow_log_points(self.client, self.mlflow_run_id, points)
 
     def on_run_end(self, status: str, metrics: Mapping[str, float | None], error: str | None) -> None:
-        from mlflow.entities import Metric
-        # a later millisecond than the last logged point: MLflow's store keeps one row per
-        # (key, timestamp, step, value), so a final value equal to the last logged one would vanish
-        now = max(int(time.time() * 1000), self.last_ms + 1)
-        self.pending += [Metric(k, float(v), now, self.last_step) for k, v in metrics.items()
-                         if v is not None and v == v]
+        self.pending += mlflow_final_points(metrics, self.last_step, self.last_ms, int(time.time() * 1000))
         self._flush()
-        self.client.set_tag(self.mlflow_run_id, "symsweep.status", status)
-        if error:
-            self.client.set_tag(self.mlflow_run_id, "symsweep.error", error[:5000])
-        self.client.set_terminated(self.mlflow_run_id, status=MLFLOW_STATUS.get(status, "FAILED"))
+        mlflow_end_run(self.client, self.mlflow_run_id, status, error)

@@ -176,6 +176,33 @@ def test_export_to_mlflow_replays_a_finished_sweep_once(mlflow_server, tmp_path)
     assert len(_mlflow_runs(mlflow_server.uri, "replay")) == 6
 
 
+def test_a_live_run_and_its_export_carry_the_same_name_tags_params_and_status(mlflow_server, tmp_path):
+    """One mapping of a run onto MLflow (symsweep.tracking), whether it is tracked live or replayed."""
+    spec = _spec(tmp_path, "twin")
+    res = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline",
+                   "--set", f"tracking.mlflow={mlflow_server.uri}", "--set", "tracking.experiment=twin-live")
+    assert res.returncode == 1, res.stderr  # seed 1 fails on purpose
+    res = symsweep("export", "mlflow", str(tmp_path / "res" / "twin"), "--uri", mlflow_server.uri,
+                   "--experiment", "twin-export")
+    assert res.returncode == 0 and "exported 6 runs" in res.stdout, res.stderr
+
+    def by_run_id(experiment):
+        return {r.data.tags["symsweep.run_id"]: r for r in _mlflow_runs(mlflow_server.uri, experiment)}
+
+    live, exported = by_run_id("twin-live"), by_run_id("twin-export")
+    assert set(live) == set(exported) and len(live) == 6
+    for rid, a in live.items():
+        b = exported[rid]
+        tags_a = {k: v for k, v in a.data.tags.items() if k.startswith("symsweep.")}
+        tags_b = {k: v for k, v in b.data.tags.items() if k.startswith("symsweep.")}
+        assert tags_b.pop("symsweep.exported") == "true"
+        assert tags_a == tags_b
+        assert a.data.params == b.data.params
+        assert a.info.run_name == b.info.run_name
+        assert a.info.status == b.info.status
+        assert a.data.metrics == pytest.approx(b.data.metrics, nan_ok=True)
+
+
 def test_a_plugin_tracker_gets_the_same_callbacks(tmp_path):
     """A tracker from another package, found through the symsweep.trackers entry point."""
     plugin = tmp_path / "plugin"
