@@ -13,7 +13,9 @@ import math
 import os
 import urllib.parse
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable, Sequence, TypeVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -27,6 +29,8 @@ SECRET_OPTIONS = ("secret_key", "session_token", "access_key")
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
 TEMP_PREFIX = ".tmp-"
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,16 @@ def describe_os_error(exc: BaseException, where: str) -> str:
     if "No space left" in text:
         return f"no space left on {where}"
     return f"{where}: {text}"
+
+
+def map_io(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """`[fn(item) for item in items]`, on up to `workers` threads once there are more than a
+    few items (file and network I/O release the GIL; for three files a pool costs more than it
+    saves). Results keep the items' order; the first error is raised."""
+    if len(items) < 4:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 # ----------------------------------------------------------------------------- writes

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -20,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from symsweep._fs import describe_os_error
+from symsweep._fs import describe_os_error, map_io
 from symsweep._segments import Segments
 from symsweep._store_files import ARTIFACTS, HISTORY, QUARANTINE, RUNS
 from symsweep.errors import StoreError
@@ -138,16 +137,15 @@ class Integrity(Segments):
                 folders = [d for d in os.scandir(base) if d.is_dir()]
             except FileNotFoundError:
                 return {}
-            chunks = []
+            chunks = []  # stat() in chunks of 1024 files on threads: stat() releases the GIL
             for d in folders:
                 entries = [f for f in os.scandir(d.path) if f.name.endswith(".npz") and not f.name.startswith(".")]
-                chunks += [(d.name, entries[i:i + 4096]) for i in range(0, len(entries), 4096)]
+                chunks += [(d.name, entries[i:i + 1024]) for i in range(0, len(entries), 1024)]
 
             def sizes(chunk: tuple[str, list[os.DirEntry]]) -> list[tuple[str, str, int]]:
                 return [(chunk[0], f.name, f.stat().st_size) for f in chunk[1]]
-            with ThreadPoolExecutor(max_workers=4) as pool:  # stat() releases the GIL
-                for part in pool.map(sizes, chunks):
-                    files += part
+            for part in map_io(sizes, chunks, workers=4):
+                files += part
         else:
             infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
             for i in infos:

@@ -9,7 +9,6 @@ that has them.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -19,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from symsweep._fs import describe_os_error
+from symsweep._fs import describe_os_error, map_io
 from symsweep._store_files import HISTORY, RUNS, SEGMENT_PREFIX, StoreFiles, parquet_bytes, segment_name
 from symsweep.errors import StoreUnavailableError, first_line
 
@@ -85,11 +84,7 @@ class Segments(StoreFiles):
                 return None, None
             except (pa.ArrowInvalid, OSError, KeyError, ValueError) as exc:
                 return None, (path, first_line(exc))
-        if len(paths) < 4:
-            out = [read(p) for p in paths]
-        else:
-            with ThreadPoolExecutor(max_workers=8 if self.is_local else 32) as pool:
-                out = list(pool.map(read, paths))
+        out = map_io(read, paths, self.io_workers)
         tables = [(p, t) for p, (t, _) in zip(paths, out) if t is not None]
         return tables, [e for _, e in out if e is not None]
 

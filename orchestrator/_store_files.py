@@ -11,7 +11,6 @@ import io
 import os
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
 import pyarrow as pa
@@ -25,6 +24,7 @@ from symsweep._fs import (
     check_reachable,
     describe_os_error,
     filesystem,
+    map_io,
     parse_location,
 )
 from symsweep.errors import StoreError, StoreUnavailableError, first_line
@@ -104,6 +104,9 @@ class StoreFiles:
         self.fs = filesystem(self.location)
         self.root = self.location.path
         self.is_local = self.location.is_local
+        # threads for many small reads and deletes: a local disk is busy with a few; an object
+        # store answers each request slowly but many at once
+        self.io_workers = 8 if self.is_local else 32
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"
@@ -173,10 +176,7 @@ class StoreFiles:
                 return 1
             except FileNotFoundError:
                 return 0
-        if len(paths) < 4:
-            return sum(delete(p) for p in paths)
-        with ThreadPoolExecutor(max_workers=8 if self.is_local else 32) as pool:
-            return sum(pool.map(delete, paths))
+        return sum(map_io(delete, paths, self.io_workers))
 
     def remove_temp_files(self) -> list[str]:
         """Remove temp files that killed writers left behind (call with the lock held)."""
