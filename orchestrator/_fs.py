@@ -240,7 +240,7 @@ def exclusive_create(location: Location, path: str, data: bytes) -> bool:
     stores (a local folder's lock is a kernel lock: symsweep._lock). On S3: a conditional
     put (If-None-Match: *). Elsewhere there is no atomic create: check, then put (say so)."""
     if location.scheme == "s3":
-        return _s3_put_if_absent(location, path, data)
+        return _s3_conditional_put(location, path, data, IfNoneMatch="*")
     fs = filesystem(location)
     if fs.get_file_info(path).type != pafs.FileType.NotFound:
         return False
@@ -248,24 +248,59 @@ def exclusive_create(location: Location, path: str, data: bytes) -> bool:
     return True
 
 
-def _s3_put_if_absent(location: Location, path: str, data: bytes) -> bool:
+def replace_if(location: Location, path: str, data: bytes, etag: str | None) -> bool:
+    """Overwrite `path` only if it is still the object read with `etag` (`s3_get`); False if
+    it changed or went. On S3: a conditional put (If-Match), so of two writers replacing the
+    same object exactly one wins. Elsewhere: delete, then `exclusive_create` (best effort)."""
+    if location.scheme == "s3":
+        return _s3_conditional_put(location, path, data, IfMatch=etag)
+    try:
+        filesystem(location).delete_file(path)
+    except FileNotFoundError:
+        pass
+    return exclusive_create(location, path, data)
+
+
+# Error codes of an S3 put whose condition failed: another writer came first.
+_CONDITION_FAILED = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+
+
+def _s3_conditional_put(location: Location, path: str, data: bytes, **condition: str) -> bool:
+    """One put with `condition` (IfNoneMatch / IfMatch); False when the condition failed."""
     from botocore.exceptions import BotoCoreError, ClientError
-    client = s3_client(location)
     bucket, key = path.split("/", 1)
     try:
-        client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        s3_client(location).put_object(Bucket=bucket, Key=key, Body=data, **condition)
         return True
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+        # If-Match on an object deleted meanwhile: NoSuchKey, the condition failed too
+        if code in _CONDITION_FAILED or ("IfMatch" in condition and code in ("NoSuchKey", "404")):
             return False
         raise StoreError(f"cannot write s3://{path}: {first_line(exc)}") from None
     except BotoCoreError as exc:
         raise StoreError(f"cannot write s3://{path}: {first_line(exc)}") from None
 
 
+def s3_get(location: Location, path: str) -> tuple[bytes, str]:
+    """An S3 object's bytes and ETag (for `replace_if`). FileNotFoundError when there is none;
+    OSError for any other failure, so that a caller's retries (`retrying`) try again."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    bucket, key = path.split("/", 1)
+    try:
+        obj = s3_client(location).get_object(Bucket=bucket, Key=key)
+        return obj["Body"].read(), obj["ETag"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise FileNotFoundError(path) from None
+        raise OSError(first_line(exc)) from None
+    except BotoCoreError as exc:
+        raise OSError(first_line(exc)) from None
+
+
 def s3_client(location: Location):
-    """A boto3 S3 client with the location's settings (for the conditional puts pyarrow lacks)."""
+    """A boto3 S3 client with the location's settings (for the conditional puts and the ETags
+    pyarrow lacks)."""
     return _s3_client(location.query, os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
 
 

@@ -24,7 +24,7 @@ import socket
 import time
 from typing import Any, Mapping
 
-from symsweep._fs import describe_os_error, exclusive_create, s3_client
+from symsweep._fs import describe_os_error, exclusive_create, replace_if, s3_get
 from symsweep._store_files import StoreFiles, retrying
 from symsweep.errors import LockError, StoreError, StoreUnavailableError
 
@@ -138,59 +138,22 @@ class StoreLock:
                 raise LockError(_held_message(self.files.shown, holder))
             else:
                 holder["forced"] = True
-            if self._replace_if(etag, data):
+            if replace_if(self.files.location, self.path, data, etag):
                 self._token = me["token"]
                 return holder
             raise LockError(f"sweep {self.files.shown}: another driver took the lock just now")
         raise LockError(f"sweep {self.files.shown}: another driver took the lock just now")
 
     def _read_remote(self) -> tuple[dict | None, str | None]:
-        """(holder, ETag) of the lock file, or (None, None) when there is none."""
-        if self.files.location.scheme == "s3":
-            from botocore.exceptions import BotoCoreError, ClientError
-            bucket, key = self.path.split("/", 1)
-
-            def get():
-                try:
-                    obj = s3_client(self.files.location).get_object(Bucket=bucket, Key=key)
-                    return obj["Body"].read(), obj["ETag"]
-                except ClientError as exc:
-                    if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                        raise FileNotFoundError(self.path) from None
-                    raise OSError(str(exc)) from None
-                except BotoCoreError as exc:
-                    raise OSError(str(exc)) from None
-            try:
-                body, etag = retrying(get, self.files.shown_path(self.path))
-            except FileNotFoundError:
-                return None, None
-            return _parse(body), etag
+        """(holder, ETag) of the lock file, or (None, None) when there is none (no ETag but on S3)."""
         try:
-            body = self.files._get(self.path)
+            if self.files.location.scheme == "s3":
+                body, etag = retrying(lambda: s3_get(self.files.location, self.path), self.files.shown_path(self.path))
+            else:
+                body, etag = self.files._get(self.path), None
         except FileNotFoundError:
             return None, None
-        return _parse(body), None
-
-    def _replace_if(self, etag: str | None, data: bytes) -> bool:
-        """Overwrite the lock only if it is still the one read (S3: If-Match on its ETag)."""
-        if self.files.location.scheme == "s3":
-            from botocore.exceptions import BotoCoreError, ClientError
-            bucket, key = self.path.split("/", 1)
-            try:
-                s3_client(self.files.location).put_object(Bucket=bucket, Key=key, Body=data, IfMatch=etag)
-                return True
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409", "NoSuchKey", "404"):
-                    return False
-                raise StoreError(f"cannot write {self.files.shown_path(self.path)}: {exc}") from None
-            except BotoCoreError as exc:
-                raise StoreError(f"cannot write {self.files.shown_path(self.path)}: {exc}") from None
-        try:  # no conditional put here: delete, then create exclusively (best effort)
-            self.files.fs.delete_file(self.path)
-        except FileNotFoundError:
-            pass
-        return exclusive_create(self.files.location, self.path, data)
+        return _parse(body), etag
 
     # ------------------------------------------------------------------ holder, release
     def holder(self) -> dict | None:

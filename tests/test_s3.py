@@ -211,13 +211,13 @@ def test_a_transient_error_reading_the_lock_is_retried_and_never_breaks_it(s3, m
     unreadable lock (which it would take over while the first driver runs)."""
     import socket
 
-    from symsweep import _lock
+    from symsweep import _fs
     from symsweep.errors import LockError, StoreUnavailableError
     from symsweep.store import SweepStore
     monkeypatch.setattr("symsweep._store_files.READ_BACKOFF_S", (0.0,))
     uri = s3.uri("flaky-lock/syn")
     SweepStore(uri).acquire_lock()  # the live driver (this process, this host)
-    real = _lock.s3_client
+    real = _fs.s3_client
 
     class Flaky:
         def __init__(self, client, failures):
@@ -233,7 +233,7 @@ def test_a_transient_error_reading_the_lock_is_retried_and_never_breaks_it(s3, m
             return getattr(self.client, name)
 
     flaky = Flaky(real(SweepStore(uri).location), failures=3)
-    monkeypatch.setattr(_lock, "s3_client", lambda location: flaky)
+    monkeypatch.setattr(_fs, "s3_client", lambda location: flaky)
     with pytest.raises(LockError, match=f"being run by pid {os.getpid()} on {socket.gethostname()}"):
         SweepStore(uri).acquire_lock()  # 3 failures, then the read goes through: refused
     flaky.failures = 100
