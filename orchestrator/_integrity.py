@@ -120,10 +120,10 @@ class Integrity(Segments):
     def _artifact_bytes(self, run_id: str, name: str) -> bytes:
         path = self._artifact_path(run_id, name)
         try:
-            return self._get(path)
+            return self.read_bytes(path)
         except FileNotFoundError:
             try:  # the layout of stores written before 0.2
-                return self._get(self.path(ARTIFACTS, run_id, f"{name}.npz"))
+                return self.read_bytes(self.path(ARTIFACTS, run_id, f"{name}.npz"))
             except FileNotFoundError:
                 raise StoreError(f"artifact {name!r} of run {run_id} is missing ({self.shown_path(path)}); "
                                  f"`symsweep resume` re-runs the run") from None
@@ -175,7 +175,7 @@ class Integrity(Segments):
         wanted = set(run_ids)
         paths: list[str] = []
         for sub in (RUNS, HISTORY):
-            small, _ = self._sources(sub)
+            small, _ = self.table_files(sub)
             paths += [p for p in small if p.rsplit("/", 1)[-1][:-len(".parquet")] in wanted]
         for p in artifact_files:  # artifacts/<name>/<run_id>.npz, or artifacts/<run_id>/<name>.npz before 0.2
             name, folder = p.rsplit("/", 1)[-1], p.rsplit("/", 2)[-2]
@@ -190,7 +190,7 @@ class Integrity(Segments):
         for path in paths:
             rel = path[len(self.root) + 1:].replace("/", "__")
             dest = self.path(QUARANTINE, f"{stamp}-{rel}")
-            self._makedirs(self.path(QUARANTINE))
+            self.makedirs(self.path(QUARANTINE))
             try:
                 self.fs.move(path, dest)
             except FileNotFoundError:

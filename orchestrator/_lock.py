@@ -48,7 +48,7 @@ class StoreLock:
     def acquire(self, force: bool = False) -> dict:
         """Take the lock; returns the previous holder ({} if none), with `stale` or
         `unreadable` set when a dead or damaged lock was taken over, `forced` with `force`."""
-        self.files._makedirs(self.files.root)
+        self.files.makedirs(self.files.root)
         me = self._me()
         if self.files.is_local:
             return self._acquire_local(me, force)
@@ -150,7 +150,7 @@ class StoreLock:
             if self.files.location.scheme == "s3":
                 body, etag = retrying(lambda: s3_get(self.files.location, self.path), self.files.shown_path(self.path))
             else:
-                body, etag = self.files._get(self.path), None
+                body, etag = self.files.read_bytes(self.path), None
         except FileNotFoundError:
             return None, None
         return _parse(body), etag

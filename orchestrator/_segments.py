@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 
-from symsweep._fs import describe_os_error, map_io
+from symsweep._fs import map_io
 from symsweep._store_files import HISTORY, RUNS, SEGMENT_PREFIX, StoreFiles, parquet_bytes, segment_name
-from symsweep.errors import StoreUnavailableError, first_line
+from symsweep.errors import first_line
 
 HISTORY_SCHEMA = pa.schema([("run_id", pa.string()), ("step", pa.int64()),
                             ("metric", pa.string()), ("value", pa.float64()), ("attempt", pa.int64())])
@@ -57,23 +56,14 @@ class Compaction:
 class Segments(StoreFiles):
     """The runs/ and history/ folders: small files and segments, read as one table each."""
 
-    def _sources(self, sub: str) -> tuple[list[str], list[str]]:
-        """(small files, segments) of runs/ or history/, segments oldest first."""
-        selector = pafs.FileSelector(self.path(sub), allow_not_found=True)
-        try:
-            infos = self.fs.get_file_info(selector)
-        except OSError as exc:
-            raise StoreUnavailableError(f"cannot list {self.shown_path(self.path(sub))}: "
-                                        f"{describe_os_error(exc, self.shown)}") from None
+    def table_files(self, sub: str) -> tuple[list[str], list[str]]:
+        """(small files, segments) of runs/ or history/, each sorted: segments oldest first."""
         small, segments = [], []
-        for i in infos:
-            name = i.base_name
-            if i.type != pafs.FileType.File or not name.endswith(".parquet") or name.startswith("."):
-                continue
-            (segments if name.startswith(SEGMENT_PREFIX) else small).append(i.path)
-        return sorted(small), sorted(segments)
+        for path in self.list_files(self.path(sub)):
+            (segments if path.rsplit("/", 1)[-1].startswith(SEGMENT_PREFIX) else small).append(path)
+        return small, segments
 
-    def _read_tables(self, paths: list[str], columns: list[str] | None = None, verify: bool = False
+    def read_tables(self, paths: list[str], columns: list[str] | None = None, verify: bool = False
                      ) -> tuple[list[tuple[str, pa.Table]], list[tuple[str, str]]]:
         """(path, table) of the readable files, and (path, error) of the others. `verify`:
         every byte of each file is checked, not only the pages of `columns`."""
@@ -92,13 +82,13 @@ class Segments(StoreFiles):
                 ) -> tuple[pa.Table | None, list[tuple[str, str]]]:
         """Every readable file of runs/ or history/ concatenated, with a `_rank` column:
         segments oldest first (0, 1, ...), small files last (newest)."""
-        small, segments = self._sources(sub)
-        tables, corrupt = self._read_tables(segments + small, columns, verify)
+        small, segments = self.table_files(sub)
+        tables, corrupt = self.read_tables(segments + small, columns, verify)
         # a small file folded while we read is found in a segment listed after it: list again
         if len(tables) + len(corrupt) < len(segments) + len(small):
-            _, segments2 = self._sources(sub)
+            _, segments2 = self.table_files(sub)
             extra = [p for p in segments2 if p not in set(segments)]
-            more, bad = self._read_tables(extra, columns, verify)
+            more, bad = self.read_tables(extra, columns, verify)
             tables += more
             corrupt += bad
             segments = sorted(set(segments) | set(extra))
@@ -174,10 +164,10 @@ class Segments(StoreFiles):
         out = Compaction()
         wanted = None if run_ids is None else {f"{r}.parquet" for r in run_ids}
         for sub in (HISTORY, RUNS):  # history first: a folded row always has its history folded
-            small, segments = self._sources(sub)
+            small, segments = self.table_files(sub)
             if wanted is not None:
                 small = [p for p in small if p.rsplit("/", 1)[-1] in wanted]
-            tables, _ = self._read_tables(small, verify=True)
+            tables, _ = self.read_tables(small, verify=True)
             if tables:
                 table = concat_tables([t for _, t in tables])
                 data = parquet_bytes(table)
@@ -193,10 +183,10 @@ class Segments(StoreFiles):
 
     def _merge_segments(self, sub: str) -> int:
         """Rewrite every segment of runs/ or history/ as one (duplicates dropped)."""
-        _, segments = self._sources(sub)
+        _, segments = self.table_files(sub)
         if len(segments) < 2:
             return 0
-        tables, corrupt = self._read_tables(segments, verify=True)
+        tables, corrupt = self.read_tables(segments, verify=True)
         if corrupt:  # never fold what cannot be read: leave it for a human and the next run
             return 0
         rank = {p: i for i, p in enumerate(segments)}
@@ -212,7 +202,7 @@ class Segments(StoreFiles):
         """How many small files and segments runs/ and history/ hold (for status)."""
         out = {}
         for sub in (RUNS, HISTORY):
-            small, segments = self._sources(sub)
+            small, segments = self.table_files(sub)
             out[f"{sub}_files"], out[f"{sub}_segments"] = len(small), len(segments)
         return out
 
@@ -261,8 +251,9 @@ def own_attempt(history: pa.Table, rows: pa.Table | None) -> pa.Table:
 
 
 def concat_tables(tables: list[pa.Table]) -> pa.Table:
-    """Concatenate run rows whose columns differ; a column typed differently across files
-    (e.g. written by an older version) is read as text rather than failing the whole read."""
+    """Concatenate tables whose columns differ (run rows, history, aggregates of several
+    sweeps); a column typed differently across files (e.g. written by an older version) is
+    read as text rather than failing the whole read."""
     if len(tables) == 1:
         return tables[0]
     try:

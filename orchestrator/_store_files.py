@@ -135,12 +135,24 @@ class StoreFiles:
     def check_reachable(self) -> None:
         check_reachable(self.location)
 
-    def _makedirs(self, path: str) -> None:
+    def makedirs(self, path: str) -> None:
+        """Make a folder of this store and its parents (local only: object stores have none)."""
         if self.is_local:
             try:
                 os.makedirs(path, exist_ok=True)
             except OSError as exc:
                 raise StoreError(describe_os_error(exc, path)) from None
+
+    def list_files(self, folder: str, suffix: str = ".parquet") -> list[str]:
+        """Paths of the files in `folder` (a `path()`) whose names end in `suffix`, sorted;
+        none when the folder is missing. Hidden files (a writer's temp files) are skipped."""
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+        except OSError as exc:
+            raise StoreUnavailableError(f"cannot list {self.shown_path(folder)}: "
+                                        f"{describe_os_error(exc, self.shown)}") from None
+        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(suffix)
+                      and not i.base_name.startswith("."))
 
     # ------------------------------------------------------------------ writes and reads
     def _put(self, path: str, data: bytes) -> None:
@@ -151,7 +163,7 @@ class StoreFiles:
         rel = path[len(self.root) + 1:]
         atomic_put(self.fs, self.location, path, data, self.path(rel.split("/", 1)[0]) if "/" in rel else self.root)
 
-    def _get(self, path: str) -> bytes:
+    def read_bytes(self, path: str) -> bytes:
         """A file's bytes; transient errors are retried (see `retrying`)."""
         def read() -> bytes:
             with self.fs.open_input_stream(path) as f:
@@ -161,7 +173,7 @@ class StoreFiles:
     def _read_parquet(self, path: str, columns: list[str] | None = None, verify: bool = False) -> pa.Table:
         """One Parquet file, page checksums verified on the pages read; `columns` that the file
         lacks are skipped. `verify`: check the whole file first (`verify_parquet`)."""
-        data = self._get(path)
+        data = self.read_bytes(path)
         if verify:
             verify_parquet(path.rsplit("/", 1)[-1], data)
         f = pq.ParquetFile(io.BytesIO(data), page_checksum_verification=True)

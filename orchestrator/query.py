@@ -47,7 +47,7 @@ import pyarrow.fs as pafs
 from symsweep._formats import FORMATS, Shown, check_format, format_shown  # noqa: F401 - query's API
 from symsweep._fs import check_reachable, filesystem, parse_location
 from symsweep.errors import QueryError, StoreUnavailableError, first_line
-from symsweep.store import HISTORY, HISTORY_SCHEMA, RUN_COLUMNS, RUNS, SweepStore, _concat
+from symsweep.store import HISTORY, HISTORY_SCHEMA, RUN_COLUMNS, RUNS, SweepStore, concat_tables
 
 TABLE_ROWS = 1000
 """Rows `symsweep query --format table` prints unless --limit says otherwise (a terminal is no place for more)."""
@@ -111,15 +111,11 @@ def find_sweeps(path: str) -> list[SweepFiles]:
     def is_file(p: str) -> bool:
         return fs.get_file_info(p).type == pafs.FileType.File
 
-    def has_files(p: str) -> bool:
-        infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
-        return any(i.type == pafs.FileType.File and i.base_name.endswith(".parquet")
-                   and not i.base_name.startswith(".") for i in infos)
-
     def sweep(loc) -> SweepFiles:
         store = SweepStore(loc)
-        return SweepFiles(name=loc.name, store=store, has_runs=has_files(store.path(RUNS)),
-                          has_history=has_files(store.path(HISTORY)), aggregates=tuple(store.aggregate_names()))
+        return SweepFiles(name=loc.name, store=store, has_runs=bool(store.list_files(store.path(RUNS))),
+                          has_history=bool(store.list_files(store.path(HISTORY))),
+                          aggregates=tuple(store.aggregate_names()))
 
     try:
         if is_file(f"{location.path}/spec.yaml"):
@@ -219,7 +215,7 @@ class Results:
                     self._skip([(f"{s.store.aggregates_dir()}/{name}.parquet", first_line(exc))])
         if not parts:
             return EMPTY.get(name, pa.schema([("sweep", pa.string())])).empty_table()
-        return _concat(parts)
+        return concat_tables(parts)
 
     def _register(self, query: str) -> None:
         """Read and register the tables `query` names (a word match; reading one more is harmless)."""

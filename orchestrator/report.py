@@ -20,7 +20,6 @@ import io
 from dataclasses import dataclass, field
 
 import pandas as pd
-import pyarrow.fs as pafs
 import yaml
 
 from symsweep.aggregate import aggregate_sweep, mean_std
@@ -171,14 +170,8 @@ def history_figure(done: pd.DataFrame, history: pd.DataFrame, metrics: list[str]
 
 def task_figures(store: SweepStore) -> dict[str, bytes]:
     """aggregates/figures/*.png written by the task's `figures` at aggregation."""
-    folder = f"{store.root}/{AGGREGATES}/figures"
-    infos = store.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-    out = {}
-    for info in sorted(infos, key=lambda i: i.base_name):
-        if info.type == pafs.FileType.File and info.base_name.endswith(".png"):
-            with store.fs.open_input_stream(info.path) as f:
-                out[info.base_name[:-4]] = f.read()
-    return out
+    paths = store.list_files(store.path(AGGREGATES, "figures"), ".png")
+    return {p.rsplit("/", 1)[-1][:-len(".png")]: store.read_bytes(p) for p in paths}
 
 
 # ---------------------------------------------------------------- sections

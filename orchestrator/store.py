@@ -32,7 +32,6 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.fs as pafs
 import yaml
 
 from symsweep._fs import Location, describe_os_error
@@ -72,7 +71,6 @@ RUN_COLUMNS = (
     "batch_duration_s", "batch_peak_gpu_mem_mb", "batch_error", "cpu_model", "torch_threads", "blas", "blas_threads",
     "v_python", "v_symsweep", "v_torch", "v_numpy", "v_ray",
 )
-_concat = concat_tables  # the name query.py imported before the split
 
 
 class SweepStore(Integrity):
@@ -84,13 +82,13 @@ class SweepStore(Integrity):
 
     # ------------------------------------------------------------------ spec
     def write_spec(self, spec_dict: Mapping[str, Any]) -> None:
-        self._makedirs(self.root)
+        self.makedirs(self.root)
         self._put(self.path("spec.yaml"), yaml.safe_dump(dict(spec_dict), sort_keys=False).encode())
 
     def read_spec(self) -> dict:
         where = self.spec_shown
         try:
-            data = self._get(self.path("spec.yaml"))
+            data = self.read_bytes(self.path("spec.yaml"))
         except FileNotFoundError:
             raise StoreError(f"{self.shown} is not a sweep folder (no spec.yaml)") from None
         except OSError as exc:
@@ -180,9 +178,7 @@ class SweepStore(Integrity):
         return self.read_aggregate_arrow(name).to_pandas()
 
     def aggregate_names(self) -> list[str]:
-        infos = self.fs.get_file_info(pafs.FileSelector(self.path(AGGREGATES), allow_not_found=True))
-        return sorted(i.base_name[:-8] for i in infos if i.type == pafs.FileType.File
-                      and i.base_name.endswith(".parquet") and not i.base_name.startswith("."))
+        return [p.rsplit("/", 1)[-1][:-len(".parquet")] for p in self.list_files(self.path(AGGREGATES))]
 
     def write_file(self, relpath: str, data: bytes) -> str:
         """Write any file (a figure, a report) under the sweep folder, atomically."""

@@ -73,14 +73,15 @@ def ledger(sweep_dir) -> "pd.DataFrame":
     return SweepStore(str(sweep_dir)).read_runs()
 
 
-def raw_rows(sweep_dir) -> "pd.DataFrame":
-    """Every row of every run file and segment, duplicates included (a path or a URI)."""
+def raw_rows(sweep_dir, readable_only: bool = False) -> "pd.DataFrame":
+    """Every row of every run file and segment, duplicates included (a path or a URI). An
+    unreadable file fails the test, unless `readable_only` (then it is skipped)."""
     import pandas as pd
     from symsweep.store import RUNS, SweepStore
     store = SweepStore(str(sweep_dir))
-    small, segments = store._sources(RUNS)
-    tables, corrupt = store._read_tables(small + segments)
-    assert not corrupt, corrupt
+    small, segments = store.table_files(RUNS)
+    tables, corrupt = store.read_tables(small + segments)
+    assert readable_only or not corrupt, corrupt
     return pd.concat([t.to_pandas() for _, t in tables], ignore_index=True) if tables else pd.DataFrame()
 
 

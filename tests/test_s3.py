@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import REPO, assert_ran_once, free_port, ledger, one_line, symsweep, wait_for_port
+from conftest import REPO, assert_ran_once, free_port, ledger, one_line, raw_rows, symsweep, wait_for_port
 
 SYN = """
 name: syn
@@ -147,15 +147,7 @@ def test_duplicates_and_a_partial_segment_never_change_what_status_counts(s3, tm
     assert status.returncode == 0
     assert "planned: 6  completed: 6  failed: 0  diverged: 0  pending: 0" in status.stdout
     assert "unreadable file s3://" in status.stdout
-    assert len(raw_rows_readable(f"{results}/syn")) == 12 and len(ledger(f"{results}/syn")) == 6
-
-
-def raw_rows_readable(sweep: str):
-    from symsweep.store import RUNS, SweepStore
-    store = SweepStore(sweep)
-    small, segments = store._sources(RUNS)
-    tables, _ = store._read_tables(small + segments)
-    return [row for _, t in tables for row in t.to_pylist()]
+    assert len(raw_rows(f"{results}/syn", readable_only=True)) == 12 and len(ledger(f"{results}/syn")) == 6
 
 
 # ----------------------------------------------------------------------------- bad locations

@@ -190,8 +190,8 @@ def test_damage_in_any_page_is_found_and_the_file_quarantined(where):
     store = SweepStore(where("damage"))
     _write(store, range(20))
     store.compact()
-    (seg,) = store._sources(RUNS)[1]
-    (hseg,) = store._sources(HISTORY)[1]
+    (seg,) = store.table_files(RUNS)[1]
+    (hseg,) = store.table_files(HISTORY)[1]
     _flip(store, seg)
     _flip(store, hseg)
     ledger = store.read_ledger(columns=["run_id", "status"], verify=True)
@@ -199,14 +199,14 @@ def test_damage_in_any_page_is_found_and_the_file_quarantined(where):
     check = store.check_outputs(pd.DataFrame({"run_id": [f"{i:016x}" for i in range(20)], "history_rows": 3}))
     assert [p for p, _ in check.unreadable] == [hseg] and len(check.damaged) == 20
     moved = store.quarantine([seg, hseg])
-    assert len(moved) == 2 and store._sources(RUNS) == ([], []) and store._sources(HISTORY) == ([], [])
+    assert len(moved) == 2 and store.table_files(RUNS) == ([], []) and store.table_files(HISTORY) == ([], [])
     assert sorted(n.split("/")[0] for n in _listing(store)) == ["quarantine", "quarantine"]
 
 
 def test_a_damaged_small_file_is_found_whatever_column_is_hit(where):
     store = SweepStore(where("small"))
     _write(store, range(2))
-    path = store._sources(RUNS)[0][0]
+    path = store.table_files(RUNS)[0][0]
     _flip(store, path, at=0.15, width=8)
     assert [p for p, _ in store.read_ledger(verify=True).corrupt] == [path]
 
@@ -276,7 +276,7 @@ def _stale_lock_content(kind: str) -> bytes:
 def test_two_drivers_taking_over_at_once_exactly_one_proceeds(where, kind):
     uri = where(f"lock-{kind}")
     store = SweepStore(uri)
-    store._makedirs(store.root)
+    store.makedirs(store.root)
     env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
