@@ -37,7 +37,7 @@ import numpy as np
 
 from symsweep.errors import SpecError
 from symsweep.spec import parse_baseline
-from symsweep.stats import lattice_step, same_level, t_quantile
+from symsweep.stats import baseline_split, lattice_step, match_key, match_keys, t_quantile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -249,16 +249,19 @@ def baseline_pairs(settings: AdaptiveSeeds, points: Sequence[tuple[str, dict]]) 
     other axes they vary in only: one they hold constant is one the compared axis decides
     (raw images have no fill, so every fill level is compared with the same raw runs).
     """
+    import pandas as pd
     (axis, level), = settings.baseline.items()
-    base = [(p, c) for p, c in points if same_level(c[axis], level)]
-    rest = [(p, c) for p, c in points if not same_level(c[axis], level)]
-    if not base:
+    # object columns: the values as the spec resolved them (no int -> float upcast beside a None)
+    configs = pd.DataFrame([c for _, c in points], index=[p for p, _ in points], dtype=object)
+    is_base, keys = baseline_split(configs, axis, level)
+    if not is_base.any():
         raise SpecError(f"seeds.adaptive.baseline: no grid point has {axis}={level!r}")
-    keys = [k for k in base[0][1] if k != axis and len({str(c[k]) for _, c in base}) > 1]
-    index = {tuple(str(c[k]) for k in keys): p for p, c in base}
+    index = dict(zip(match_keys(configs[is_base], keys), configs.index[is_base]))
     out = {}
-    for p, c in rest:
-        match = index.get(tuple(str(c[k]) for k in keys))
+    for p, c in points:
+        if is_base[p]:
+            continue
+        match = index.get(match_key(c, keys))
         if match is None:
             shown = ", ".join(f"{k}={c[k]!r}" for k in keys)
             raise SpecError(f"seeds.adaptive.baseline: no baseline point ({axis}={level!r}) for {shown}")

@@ -13,7 +13,8 @@ from typing import Callable
 
 import pandas as pd
 
-from symsweep.compare import comparison_table, completed, varying_config_columns
+from symsweep.compare import comparison_table
+from symsweep.stats import completed, describe, varying_config_columns
 from symsweep.registry import get_task
 from symsweep.spec import SweepSpec, build_settings
 from symsweep.store import SweepStore
@@ -34,9 +35,8 @@ def summary_table(runs: pd.DataFrame, metrics: list[str] | None = None) -> pd.Da
         row = {g[4:]: k for g, k in zip(group, key)}
         row["n"] = len(part)
         for c in metric_cols:
-            values = pd.to_numeric(part[c], errors="coerce")
-            row[f"{c[7:]}_mean"] = values.mean()
-            row[f"{c[7:]}_std"] = values.std(ddof=1) if values.count() > 1 else float("nan")
+            d = describe(part[c], interval=False)  # std over seeds: ddof 1, NaN for one seed
+            row[f"{c[7:]}_mean"], row[f"{c[7:]}_std"] = d["mean"], d["std"]
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -34,30 +34,19 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from symsweep.stats import (  # noqa: F401 - the shared rules, re-exported here
-    BOOTSTRAP_SEED,
-    CI_LEVEL,
-    MANN_WHITNEY,
-    N_BOOTSTRAP,
-    NO_TEST,
-    WILCOXON,
+from symsweep.stats import (
+    baseline_split,
     compare_samples,
     completed,
+    describe,
     difference_ci,
-    level_mask,
-    mean_ci,
-    percentile_bootstrap_ci,
-    same_level,
+    match_key,
+    match_keys,
     varying_config_columns,
 )
 
 
 
-def _describe(values: pd.Series) -> dict[str, float]:
-    v = values.dropna().to_numpy(float)
-    low, high = mean_ci(v)
-    return {"n": len(v), "mean": v.mean() if len(v) else float("nan"),
-            "std": v.std(ddof=1) if len(v) > 1 else float("nan"), "ci_low": low, "ci_high": high}
 
 
 def comparison_table(runs: pd.DataFrame, baseline: Mapping[str, Any],
@@ -78,24 +67,21 @@ def comparison_table(runs: pd.DataFrame, baseline: Mapping[str, Any],
     metric_cols = [f"metric_{m}" for m in metrics] if metrics else [c for c in done if c.startswith("metric_")]
     metric_cols = [c for c in metric_cols if c in done]
     as_text = done[axis_col].dtype == object  # mixed types (0.5 and "random") cannot share a Parquet column
-    is_base = level_mask(done[axis_col], base_level)
+    group_cols = [c for c in varying_config_columns(done) if c != axis_col]
+    # baseline runs are matched on the columns they vary in only (stats.baseline_split)
+    is_base, match_cols = baseline_split(done[[axis_col, *group_cols]], axis_col, base_level)
     base_all, rest = done[is_base], done[~is_base]
     if base_all.empty or rest.empty:
         return pd.DataFrame()
-    group_cols = [c for c in varying_config_columns(done) if c != axis_col]
-    # Baseline runs are matched only on the columns they vary in. One they hold constant is
-    # one the axis decides (raw images have no fill: the task records one canonical fill),
-    # so every group of the other levels is compared with those same baseline runs.
-    match_cols = [c for c in group_cols if base_all[c].astype(str).nunique(dropna=False) > 1]
+    base_keys = match_keys(base_all, match_cols)
     text_cols = {c for c in group_cols if done[c].dtype == object}  # as for the axis: one type per column
 
     rows = []
     grouped = rest.groupby(group_cols, dropna=False, sort=True) if group_cols else [((), rest)]
     for key, part in grouped:
         key = dict(zip(group_cols, key if isinstance(key, tuple) else (key,)))
-        base = base_all
-        for c in match_cols:
-            base = base[base[c].astype(str) == str(key[c])]
+        wanted = match_key(key, match_cols)
+        base = base_all[[k == wanted for k in base_keys]]
         if base.empty:
             continue
         base = base.set_index("seed")
@@ -103,7 +89,7 @@ def comparison_table(runs: pd.DataFrame, baseline: Mapping[str, Any],
             other = part[part[axis_col] == level].set_index("seed")
             for col in metric_cols:
                 b, o = pd.to_numeric(base[col], errors="coerce"), pd.to_numeric(other[col], errors="coerce")
-                sb, so = _describe(b), _describe(o)
+                sb, so = describe(b), describe(o)
                 test, p = compare_samples(b, o)
                 delta = so["mean"] - sb["mean"]
                 delta_low, delta_high, paired = difference_ci(b, o)

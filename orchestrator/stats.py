@@ -53,6 +53,59 @@ def level_mask(column: pd.Series, level: Any) -> pd.Series:
     return (column == level) | (column.astype(str) == str(level))
 
 
+def baseline_split(configs: pd.DataFrame, axis: str, level: Any) -> tuple[pd.Series, list[str]]:
+    """The one rule that pairs compared runs (or grid points) with baseline ones.
+
+    `configs`: one row per run or grid point, a column per config field. Returns (is_base,
+    match_columns): the baseline rows are those whose `axis` is the same level as `level`
+    (`same_level`); a compared row meets the baseline rows that agree with it on the match
+    columns (`match_key`), the other columns the baseline rows vary in. A column the baseline
+    rows hold constant is one the axis decides (raw images have no fill: the task records one
+    canonical fill), so there every compared row meets the same baseline rows.
+    Comparison tables (symsweep.compare) and adaptive seeds (symsweep.adaptive) both use it."""
+    is_base = level_mask(configs[axis], level)
+    base = configs[is_base]
+    match = [c for c in configs.columns if c != axis and base[c].astype(str).nunique(dropna=False) > 1]
+    return is_base, match
+
+
+def match_key(row: Any, columns: list[str]) -> tuple[str, ...]:
+    """A row's values in `columns` as text: what `baseline_split`'s matching compares (a level
+    read back from Parquet or YAML may differ in type: 1 vs 1.0 vs "1", see same_level)."""
+    return tuple(str(row[c]) for c in columns)
+
+
+def match_keys(frame: pd.DataFrame, columns: list[str]) -> list[tuple[str, ...]]:
+    """`match_key` of every row of a frame (str() of each value: pandas' astype(str) would keep a
+    None as a missing value)."""
+    return [tuple(map(str, row)) for row in frame[columns].itertuples(index=False, name=None)]
+
+
+def pair_by_seed(base: pd.Series, other: pd.Series) -> tuple[pd.Series, pd.Series, bool]:
+    """The one seed-pairing rule: (base, other, paired) of two samples of one metric indexed by
+    seed, NaN values left out. Paired when both sides hold the same seeds, each once (a seed fixes
+    the initial weights of both runs, so a pair shares its start); `other` is then in `base`'s
+    seed order. Every paired statistic (difference_ci, compare_samples, the PINN seed bootstrap)
+    pairs through here."""
+    base, other = base.dropna(), other.dropna()
+    paired = base.index.is_unique and other.index.is_unique and set(base.index) == set(other.index)
+    return base, (other.loc[base.index] if paired else other), paired
+
+
+def describe(values: Any, level: float = CI_LEVEL, interval: bool = True) -> dict[str, float]:
+    """The one summary of a metric over seeds: n, mean, std (and ci_low, ci_high unless
+    `interval` is False), NaN values left out. std is the sample standard deviation (ddof 1), NaN
+    for fewer than 2 values (one seed measures no spread: not 0); the interval is `mean_ci`'s.
+    Summary tables, comparison tables and the tasks' own tables (QCD, replica accuracy curves)
+    read it. Without the interval, scipy is not imported (`symsweep status` prints summaries)."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna().to_numpy(float)
+    out = {"n": len(v), "mean": float(v.mean()) if len(v) else float("nan"),
+           "std": float(v.std(ddof=1)) if len(v) > 1 else float("nan")}
+    if interval:
+        out["ci_low"], out["ci_high"] = mean_ci(v, level)
+    return out
+
+
 # ----------------------------------------------------------------------------- intervals
 
 
@@ -82,10 +135,9 @@ def difference_ci(base: pd.Series, other: pd.Series, level: float = CI_LEVEL) ->
     share. Otherwise Welch's interval (unequal variances, Welch-Satterthwaite degrees of
     freedom). Same assumptions as `mean_ci`: independent seeds, means close to normal.
     (nan, nan) with fewer than 2 values (pairs) on a side."""
-    base, other = base.dropna(), other.dropna()
-    paired = base.index.is_unique and other.index.is_unique and set(base.index) == set(other.index)
+    base, other, paired = pair_by_seed(base, other)
     if paired:
-        low, high = mean_ci(other.loc[base.index].to_numpy(float) - base.to_numpy(float), level)
+        low, high = mean_ci(other.to_numpy(float) - base.to_numpy(float), level)
         return low, high, True
     b, o = base.to_numpy(float), other.to_numpy(float)
     if len(b) < 2 or len(o) < 2:
@@ -165,13 +217,11 @@ def lattice_step(values: np.ndarray) -> np.ndarray | float:
 def compare_samples(base: pd.Series, other: pd.Series) -> tuple[str, float]:
     """(test name, two-sided p-value) for two samples of one metric, indexed by seed."""
     from scipy import stats  # ~0.7 s to import: every CLI command imports this module, few compare
-    base, other = base.dropna(), other.dropna()
-    paired = (base.index.is_unique and other.index.is_unique
-              and set(base.index) == set(other.index))
+    base, other, paired = pair_by_seed(base, other)
     if paired:
         if len(base) < 2:
             return NO_TEST, float("nan")
-        diffs = other.loc[base.index].to_numpy(float) - base.to_numpy(float)
+        diffs = other.to_numpy(float) - base.to_numpy(float)
         if not np.any(diffs):  # scipy would divide by zero; no difference at all is p = 1
             return WILCOXON, 1.0
         return WILCOXON, float(stats.wilcoxon(diffs).pvalue)

@@ -9,7 +9,8 @@ import pytest
 from scipy import stats
 
 from conftest import symsweep
-from symsweep.compare import N_BOOTSTRAP, comparison_table, mean_ci, percentile_bootstrap_ci
+from symsweep.compare import comparison_table
+from symsweep.stats import N_BOOTSTRAP, mean_ci, percentile_bootstrap_ci
 
 BASE = np.array([0.90, 0.92, 0.88, 0.91, 0.95, 0.89])
 

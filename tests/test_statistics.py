@@ -7,6 +7,7 @@ bootstrap fails the same check. Proportions get scipy's Wilson interval; levels 
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -15,7 +16,8 @@ import pytest
 from scipy import stats
 
 from symsweep.stats import (
-    level_mask, mean_ci, percentile_bootstrap_ci, proportion_ci, same_level,
+    compare_samples, describe, difference_ci, level_mask, mean_ci, pair_by_seed, percentile_bootstrap_ci,
+    proportion_ci, same_level,
 )
 
 SIMS = 2000  # samples per (n, distribution): a coverage of 0.95 is then known to +-0.005 (one SE)
@@ -129,3 +131,68 @@ def test_the_interval_of_a_difference_covers_95_percent_paired_and_unpaired(n):
         low, high, paired = difference_ci(pd.Series(rng.normal(0, 0.5, n)), unpaired)
         hits[False] += low <= 0.3 <= high and not paired
     assert hits[True] / 2000 >= 0.93 and hits[False] / 2000 >= 0.93, hits
+
+
+# ----------------------------------------------------------------------------- one home per rule
+
+
+def _runs(rows):
+    frame = pd.DataFrame(rows)
+    frame["status"] = "completed"
+    frame["config_json"] = [json.dumps({k[4:]: r[k] for k in r if k.startswith("cfg_")}, sort_keys=True)
+                            for r in rows]
+    frame["run_id"] = [f"r{i}" for i in range(len(rows))]
+    return frame
+
+
+def test_one_seed_has_no_spread_in_every_table():
+    """std over seeds is ddof 1 and NaN for one seed everywhere (the replica curves said 0)."""
+    from symsweep.aggregate import summary_table
+    from symsweep.compare import comparison_table
+    from symsweep.tasks.replica.distance import accuracy_curves
+    runs = _runs([{"cfg_model": "simple", "cfg_factor": f, "seed": 0, "metric_test_acc": 0.5 + f / 10}
+                  for f in (1, 2)])
+    summary = summary_table(runs)
+    assert summary["test_acc_std"].isna().all() and list(summary["n"]) == [1, 1]
+    table = comparison_table(runs, {"factor": 1})
+    assert math.isnan(table["std"].iloc[0]) and math.isnan(table["std_base"].iloc[0])
+    history = pd.DataFrame({"run_id": ["r0", "r0"], "step": [0, 1], "metric": "test_acc", "value": [0.1, 0.2]})
+    curves = accuracy_curves(runs.iloc[:1], history)
+    assert curves["test_acc_std"].isna().all() and list(curves["n"]) == [1, 1]
+    two = describe(pd.Series([1.0, 3.0, float("nan")]))
+    assert (two["n"], two["mean"], two["std"]) == (2, 2.0, math.sqrt(2)) and two["ci_low"] < 2 < two["ci_high"]
+
+
+def test_comparison_tables_and_adaptive_seeds_pair_the_same_baseline():
+    """baseline_split is the one matching rule: a column the baseline holds constant (raw images
+    have one canonical fill) is not matched on, one it varies in (lr) is; a None beside ints in
+    a config does not turn 5 into 5.0 and break the match."""
+    from symsweep.adaptive import AdaptiveSeeds, baseline_pairs
+    from symsweep.compare import comparison_table
+    grid = [("b1", {"factor": 1, "fill": 0.5, "lr": 0.1, "cap": 5}),
+            ("b2", {"factor": 1, "fill": 0.5, "lr": 0.01, "cap": None}),
+            ("p1", {"factor": 2, "fill": 0.0, "lr": 0.1, "cap": 5}),
+            ("p2", {"factor": 2, "fill": 1.0, "lr": 0.1, "cap": 5}),
+            ("p3", {"factor": 2, "fill": 0.0, "lr": 0.01, "cap": None})]
+    settings = AdaptiveSeeds(metric="acc", baseline={"factor": 1})
+    assert baseline_pairs(settings, grid) == {"p1": "b1", "p2": "b1", "p3": "b2"}
+    rows = []
+    for _, config in grid:
+        for seed in range(3):
+            value = 1.0 + (config["lr"] == 0.1) + 0.1 * seed + (0.5 if config["factor"] == 2 else 0.0)
+            rows.append({**{f"cfg_{k}": v for k, v in config.items() if k != "cap"}, "seed": seed, "metric_acc": value})
+    table = comparison_table(_runs(rows), {"factor": 1})
+    for _, row in table.iterrows():  # every level is compared with the baseline runs of its own lr only
+        assert row["mean_base"] == pytest.approx(1.1 + (row["lr"] == 0.1))
+        assert row["delta"] == pytest.approx(0.5) and row["paired"]
+    assert len(table) == 3
+
+
+def test_every_paired_statistic_pairs_by_the_same_rule():
+    base = pd.Series([1.0, 2.0, 3.0], index=[0, 1, 2])
+    b, o, paired = pair_by_seed(base, pd.Series([2.5, 1.5, 2.2], index=[2, 0, 1]))
+    assert paired and list(o.index) == [0, 1, 2] and list(o) == [1.5, 2.2, 2.5]
+    gap = pd.Series([2.5, 1.5, float("nan")], index=[2, 0, 1])  # seed 1 failed on one side
+    assert not pair_by_seed(base, gap)[2]
+    assert difference_ci(base, o)[2] and compare_samples(base, o)[0] == "wilcoxon"
+    assert not difference_ci(base, gap)[2] and compare_samples(base, gap)[0] == "mannwhitneyu"

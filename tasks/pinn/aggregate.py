@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from symsweep.stats import compare_samples, completed, proportion_ci, varying_config_columns
+from symsweep.stats import compare_samples, completed, pair_by_seed, proportion_ci, varying_config_columns
 
 METRICS = ("l2re", "mse", "loss")
 DECIDING = "l2re"
@@ -151,11 +151,8 @@ def _seed_values(runs: pd.DataFrame, overview: pd.DataFrame) -> list[tuple[np.nd
         for k in keys:
             part = part[part[f"cfg_{k}"].astype(str) == str(row[k])]
         sides = {s: pd.to_numeric(part.loc[part["cfg_expansion"] == s].set_index("seed")[f"metric_{DECIDING}"],
-                                  errors="coerce").dropna() for s in (RAW, EXPANDED)}
-        raw, exp = sides[RAW], sides[EXPANDED]
-        paired = raw.index.is_unique and exp.index.is_unique and set(raw.index) == set(exp.index)
-        if paired:
-            exp = exp.loc[raw.index]
+                                  errors="coerce") for s in (RAW, EXPANDED)}
+        raw, exp, paired = pair_by_seed(sides[RAW], sides[EXPANDED])
         out.append((raw.to_numpy(float), exp.to_numpy(float), paired))
     return out
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from symsweep.api import Diverged, RunContext, RunResult, Task
-from symsweep.stats import completed
+from symsweep.stats import completed, describe
 from symsweep.tasks.qcd_eos.hotqcd import STEFAN_BOLTZMANN_P_OVER_T4, TEMPERATURES_GEV, load_lattice, parametrized_eos
 
 SPECIES = (("ud", 24, +1.0), ("s", 12, +1.0), ("g", 16, -1.0))  # name, degeneracy, eta
@@ -270,8 +270,8 @@ def aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict[
     for expanded, part in done.groupby("cfg_expanded"):
         row = {"input": "expanded (T, c)" if expanded else "raw T", "n": len(part)}
         for m in _METRICS:
-            v = pd.to_numeric(part[f"metric_{m}"], errors="coerce")
-            row[f"{m}_mean"], row[f"{m}_std"] = v.mean(), v.std(ddof=1) if len(v) > 1 else float("nan")
+            d = describe(part[f"metric_{m}"], interval=False)  # the summary's rule: std NaN for one seed
+            row[f"{m}_mean"], row[f"{m}_std"] = d["mean"], d["std"]
         rows.append(row)
     comparison = pd.DataFrame(rows)
     if len(comparison) == 2:
