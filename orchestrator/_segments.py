@@ -95,10 +95,7 @@ class Segments(StoreFiles):
         if not tables:
             return None, corrupt
         rank = {p: i for i, p in enumerate(segments)}
-        ranked = [t.append_column("_rank", pa.array(np.full(t.num_rows, rank.get(p, len(segments)),
-                                                            dtype=np.int32)))
-                  for p, t in tables]
-        return concat_tables(ranked), corrupt
+        return concat_tables([_with_rank(t, rank.get(p, len(segments))) for p, t in tables]), corrupt
 
     # ------------------------------------------------------------------ the runs table
     def read_ledger_arrow(self, columns: list[str] | None = None, verify: bool = False
@@ -109,9 +106,7 @@ class Segments(StoreFiles):
         table, corrupt = self._ranked(RUNS, wanted, verify)
         if table is None:
             return None, corrupt
-        table = newest_rows(table)
-        drop = ["_rank"] + ([c for c in wanted if c not in columns] if columns is not None else [])
-        return table.drop_columns([c for c in drop if c in table.column_names]), corrupt
+        return _as_asked(newest_rows(table), wanted, columns), corrupt
 
     def read_ledger(self, columns: list[str] | None = None, verify: bool = False) -> LedgerView:
         table, corrupt = self.read_ledger_arrow(columns, verify)
@@ -138,9 +133,7 @@ class Segments(StoreFiles):
         if "attempt" in table.column_names and table.num_rows:
             rows = attempts if attempts is not None else self.read_ledger_arrow(["run_id", "attempt"])[0]
             table = own_attempt(table, rows)
-        table = newest_history(table)
-        drop = ["_rank"] + ([c for c in wanted if c not in columns] if columns is not None else [])
-        return table.drop_columns([c for c in drop if c in table.column_names]), corrupt
+        return _as_asked(newest_history(table), wanted, columns), corrupt
 
     def read_history_checked(self, run_ids: Iterable[str] | None = None,
                              columns: list[str] | None = None) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
@@ -190,8 +183,7 @@ class Segments(StoreFiles):
         if corrupt:  # never fold what cannot be read: leave it for a human and the next run
             return 0
         rank = {p: i for i, p in enumerate(segments)}
-        table = concat_tables([t.append_column("_rank", pa.array(np.full(t.num_rows, rank[p], dtype=np.int32)))
-                               for p, t in tables])
+        table = concat_tables([_with_rank(t, rank[p]) for p, t in tables])
         table = (newest_rows(table) if sub == RUNS else newest_history(table)).drop_columns(["_rank"])
         data = parquet_bytes(table)
         self._put(self.path(sub, segment_name(data)), data)
@@ -209,6 +201,16 @@ class Segments(StoreFiles):
 
 # ----------------------------------------------------------------------------- table rules
 
+
+def _with_rank(table: pa.Table, rank: int) -> pa.Table:
+    """`table` with a `_rank` column: which file its rows came from (higher is newer)."""
+    return table.append_column("_rank", pa.array(np.full(table.num_rows, rank, dtype=np.int32)))
+
+
+def _as_asked(table: pa.Table, wanted: list[str] | None, columns: list[str] | None) -> pa.Table:
+    """`table` without `_rank` and the columns read only to pick rows (`wanted` but not in `columns`)."""
+    drop = ["_rank"] + ([c for c in wanted if c not in columns] if columns is not None else [])
+    return table.drop_columns([c for c in drop if c in table.column_names])
 
 def newest_rows(table: pa.Table) -> pa.Table:
     """One row per run id: the highest attempt, then the newest file (`_rank`), then the latest finish."""

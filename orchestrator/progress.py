@@ -9,6 +9,10 @@ import sys
 import time
 from typing import Mapping, TextIO
 
+# What each trial reports (cumulative); "finished" not "done": Tune reads a reported `done`
+# as "stop this trial".
+COUNTS = ("finished", "failed", "diverged", "skipped")
+
 
 class Progress:
     def __init__(self, sweep: str, total: int, already_done: int = 0, stream: TextIO | None = None,
@@ -32,7 +36,7 @@ class Progress:
         self.__dict__.update(state, stream=sys.stderr)
 
     def counts(self) -> dict[str, int]:
-        out = {"finished": 0, "failed": 0, "diverged": 0, "skipped": 0}
+        out = dict.fromkeys(COUNTS, 0)
         for c in self._per_trial.values():
             for k in out:
                 out[k] += int(c.get(k, 0) or 0)
@@ -40,7 +44,7 @@ class Progress:
 
     def update(self, trial_id: str, counts: Mapping) -> None:
         """Record a trial's cumulative counts (a retried trial restarts and reports again)."""
-        self._per_trial[trial_id] = {k: counts.get(k, 0) for k in ("finished", "failed", "diverged", "skipped")}
+        self._per_trial[trial_id] = {k: counts.get(k, 0) for k in COUNTS}
         now = time.time()
         if self.tty or now - self._last_print >= self.interval_s:
             self._print(final=False)
@@ -48,7 +52,6 @@ class Progress:
 
     def line(self) -> str:
         c = self.counts()
-        # "finished" not "done": Tune reads a reported `done` as "stop this trial".
         done = self.already_done + c["finished"]
         fresh = c["finished"] - c["skipped"]
         elapsed = time.time() - self._start
@@ -61,9 +64,9 @@ class Progress:
     def _print(self, final: bool) -> None:
         self._last_line = self.line()
         if self.tty:
-            self.stream.write("\r\033[K" + self.line() + ("\n" if final else ""))
+            self.stream.write("\r\033[K" + self._last_line + ("\n" if final else ""))
         else:
-            self.stream.write(self.line() + "\n")
+            self.stream.write(self._last_line + "\n")
         self.stream.flush()
 
     def close(self) -> None:

@@ -131,10 +131,6 @@ def find_sweeps(path: str) -> list[SweepFiles]:
     return [sweep(location.join(name)) for name in folders]
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _with_sweep(table: pa.Table, name: str) -> pa.Table:
     """`table` with its `sweep` column set to the folder's name: in place where it has one
     (the runs table), else added first."""
@@ -198,13 +194,8 @@ class Results:
         """One table, read now through each sweep's store."""
         parts = []
         for s in self.sweeps:
-            if name == RUNS and s.has_runs:
-                table, corrupt = s.store.read_ledger_arrow()
-                self._skip([(s.store.shown_path(p), e) for p, e in corrupt])
-                if table is not None:
-                    parts.append(_with_sweep(table, s.name))
-            elif name == HISTORY and s.has_history:
-                table, corrupt = s.store.read_history_arrow()
+            if (name == RUNS and s.has_runs) or (name == HISTORY and s.has_history):
+                table, corrupt = (s.store.read_ledger_arrow if name == RUNS else s.store.read_history_arrow)()
                 self._skip([(s.store.shown_path(p), e) for p, e in corrupt])
                 if table is not None:
                     parts.append(_with_sweep(table, s.name))
