@@ -16,6 +16,10 @@ are still pending; 2 bad usage, spec, store location or cluster (nothing was wri
 
 Each command imports what it needs when it runs (torch, Ray, DuckDB are slow to import),
 so `status`, `query` and `--help` start fast.
+
+The program owns its environment: `main` sets what Ray, Tune and MLflow read only from the
+environment (`_set_environment`), in this process and so in the processes it starts;
+symsweep's library code never writes os.environ.
 """
 from __future__ import annotations
 
@@ -146,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _set_environment(args)
         code = COMMANDS[args.command](args)
         sys.stdout.flush()
         return code
@@ -161,6 +166,30 @@ def main(argv: list[str] | None = None) -> int:
         # Point stdout at /dev/null so that the interpreter's final flush stays quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _set_environment(args) -> None:
+    """What the command's libraries read only from the environment, where the user set
+    nothing: MLflow's bounded HTTP timeout and retries for the commands that may talk to a
+    tracking server (symsweep.tracking.MLFLOW_ENV; the embedded Ray's workers inherit them),
+    and a Ray driver's settings (symsweep.executors.ray_driver_env)."""
+    env: dict[str, str] = {}
+    if args.command in ("run", "resume", "plan", "export"):  # live tracking, a calibration run, export mlflow
+        from symsweep.tracking import MLFLOW_ENV
+        env.update(MLFLOW_ENV)
+    if args.command in ("run", "resume") and args.executor == "ray":
+        from symsweep.executors import ray_driver_env
+        env.update(ray_driver_env(_ray_address(args), os.environ))
+        # Ctrl-C must end the driver (exit 130, Ray stopped by the executor's close()); Tune's
+        # own handler would turn it into a graceful stop that returns normally, reported as
+        # "pending" (exit 1). Not the user's to choose: this program promises exit 130.
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+
+
+def _ray_address(args) -> str | None:
+    return args.address or os.environ.get("RAY_ADDRESS") or None
 
 
 def _cmd_run(args) -> int:
@@ -202,10 +231,12 @@ def _execute(spec, store, args, force: bool) -> int:
     from symsweep.executors import make_executor
     from symsweep.registry import get_task
     from symsweep.sweep import RunOptions, run_sweep
-    address = args.address or os.environ.get("RAY_ADDRESS") or None
-    executor = make_executor(args.executor, spec.resources, spec.max_failures, address=address,
+    from symsweep.tracking import tracker_env
+    # what the trackers need in the Ray workers, as this process has it (_set_environment)
+    worker_env = {key: os.environ[key] for key in tracker_env(spec.tracking)}
+    executor = make_executor(args.executor, spec.resources, spec.max_failures, address=_ray_address(args),
                              max_concurrent=args.max_concurrent, num_cpus=args.num_cpus, verbose=args.verbose,
-                             experiment_name=spec.name) if args.executor == "ray" \
+                             experiment_name=spec.name, worker_env=worker_env) if args.executor == "ray" \
         else make_executor("inline", spec.resources, spec.max_failures)
     data_root = args.data_root or os.environ.get("SYMSWEEP_DATA")
     if data_root and not os.path.isdir(data_root):

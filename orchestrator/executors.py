@@ -2,6 +2,18 @@
 
 Both take the same trials and the same `TrialRunner`, and report progress the same way;
 neither knows anything about a task.
+
+Settings are passed, not written into the environment: nothing here writes os.environ.
+What Ray takes as an argument is one (ray.init's address, num_cpus, logging, runtime_env).
+What Ray and Tune read only from the driver's environment (Tune's per-trial loggers and
+output style, how long a join waits for the GCS, token authentication, which Ray takes
+only as RAY_AUTH_MODE) is named by `ray_driver_env(address, environ)`, for the program to
+set in its own process before `prepare`. The CLI does (symsweep.cli), and also turns
+Tune's SIGINT handler off (TUNE_DISABLE_SIGINT_HANDLER=1: Ctrl-C ends the driver); a
+program that uses RayExecutor directly gets Ray's and Tune's defaults unless it does the
+same. What the workers' processes need (MLflow's HTTP settings, symsweep.tracking) reaches
+them as `worker_env`, through Ray's runtime_env: a cluster's workers do not inherit the
+driver's environment.
 """
 from __future__ import annotations
 
@@ -15,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from symsweep import tracking
 from symsweep.errors import ClusterError, last_line
@@ -89,13 +101,16 @@ class RayExecutor:
     With no address an embedded local Ray starts (and stops at the end); with an address
     the driver joins that cluster, whose workers must see the store. (The CLI turns
     --address / RAY_ADDRESS into `address`; nothing here reads the environment for it.)
+    `worker_env` is set in every worker process of the job this executor starts or joins (a
+    Ray that the caller started itself runs with the caller's runtime_env).
     """
 
     name = "ray"
 
     def __init__(self, resources: Resources, max_failures: int, address: str | None = None,
                  max_concurrent: int | None = None, num_cpus: int | None = None, verbose: bool = False,
-                 experiment_name: str = "symsweep", storage_path: str | None = None):
+                 experiment_name: str = "symsweep", storage_path: str | None = None,
+                 worker_env: Mapping[str, str] | None = None):
         self.resources = resources
         self.max_failures = max_failures
         self.address = address or None
@@ -105,6 +120,7 @@ class RayExecutor:
         self.experiment_name = experiment_name
         self.storage_path = storage_path
         """Tune's own bookkeeping folder (default: a temp folder removed at close)."""
+        self.worker_env = dict(worker_env or {})
         self._started_here = False
         self._prepared = False
         self._temp_storage: str | None = None
@@ -114,15 +130,8 @@ class RayExecutor:
         """Start the embedded Ray or join the cluster, and check that a trial fits on it."""
         if self._prepared:
             return
-        # Tune's per-trial CSV/JSON/TensorBoard loggers cost time and are not our record.
-        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        # Ctrl-C must end the driver (exit 130, Ray stopped by close()); Tune's own handler
-        # would turn it into a graceful stop that returns normally, reported as "pending" (exit 1)
-        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         if self.address:
             _check_reachable(self.address)
-            _pick_up_auth_token()
         elif self.resources.cpus > (self.num_cpus or os.cpu_count() or 1):
             raise ClusterError(f"resources.cpus={self.resources.cpus:g} per trial, but the embedded Ray has "
                                f"{self.num_cpus or os.cpu_count()} CPUs: lower resources.cpus or raise --num-cpus")
@@ -131,11 +140,12 @@ class RayExecutor:
         if not ray.is_initialized():
             kwargs = dict(logging_level=logging.INFO if self.verbose else logging.ERROR,
                           log_to_driver=self.verbose, include_dashboard=False)
+            if self.worker_env:
+                kwargs["runtime_env"] = {"env_vars": self.worker_env}
             try:
                 if self.address:
-                    # Ray's core retries a GCS that refuses us (a missing token, say) 20 times,
-                    # logging each try to fd 2: try for 5 s, keep the log, and say what it means
-                    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "5")
+                    # Ray's core logs each try to reach the GCS to fd 2 (ray_driver_env bounds
+                    # them): keep the log, and say what it means
                     with _stderr_captured(replay=self.verbose) as log:
                         try:
                             ray.init(address=self.address, **kwargs)
@@ -275,15 +285,28 @@ def _speaks_http2(sock: socket.socket) -> bool:
     return header[3] == 0x04
 
 
-def _pick_up_auth_token() -> None:
-    """Use the cluster token the way Ray's own CLI does: when RAY_AUTH_MODE is unset and a
-    token is at hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token), turn token
-    authentication on for this driver."""
-    if os.environ.get("RAY_AUTH_MODE") is not None:
-        return
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    if os.environ.get("RAY_AUTH_TOKEN") or path.is_file():
-        os.environ["RAY_AUTH_MODE"] = "token"
+def ray_driver_env(address: str | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables Ray and Tune read only from the driver's environment, for the program
+    that drives a RayExecutor to set in its own process before `prepare` (see the module
+    docstring); those `environ` (the program's environment) already sets are the user's, and
+    left out. Tune's SIGINT handler is the program's choice (the CLI turns it off)."""
+    env = {
+        # Tune's per-trial CSV/JSON/TensorBoard loggers cost time and are not our record
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        "RAY_AIR_NEW_OUTPUT": "0",
+    }
+    if address:
+        # Ray's core retries a GCS that refuses us (a missing token, say) 20 times, logging
+        # each try to fd 2: try for 5 s. Not for the embedded Ray, whose start waits as long
+        # for its own GCS.
+        env["RAY_gcs_server_port_wait_time_s"] = "5"
+        # the cluster token, picked up the way Ray's own CLI does: when RAY_AUTH_MODE is unset
+        # and a token is at hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token),
+        # token authentication is on for this driver (ray.init does so only without an address)
+        path = Path(environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+        if environ.get("RAY_AUTH_TOKEN") or path.is_file():
+            env["RAY_AUTH_MODE"] = "token"
+    return {k: v for k, v in env.items() if k not in environ}
 
 
 class _stderr_captured:

@@ -9,9 +9,17 @@ A tracker sees each run on the worker that runs it, as it runs:
 
 Trackers are best effort: the Parquet ledger alone decides whether a run is done. A
 tracker that raises is switched off for the rest of the worker process, said once on
-stderr, and never fails or stalls a run (MLflow's HTTP timeout is bounded here too). Ray
-workers' stderr is not shown: they report switched-off trackers with their progress, and
-the driver says it once (`failures`, `warn_failures`).
+stderr, and never fails or stalls a run. Ray workers' stderr is not shown: they report
+switched-off trackers with their progress, and the driver says it once (`failures`,
+`warn_failures`).
+
+MLflow's client takes its HTTP timeout and retries (and whether it prints a "View run"
+line) from the environment only, with defaults that retry a dead server for minutes.
+Nothing here writes os.environ: `tracker_env(settings)` (MLFLOW_ENV) names what the
+processes that run trackers need, and the program that starts them sets it: the CLI in
+its own process (inline runs, `export mlflow`, the embedded Ray's workers inherit it) and
+in the Ray workers' runtime_env (RayExecutor's `worker_env`, for a cluster's workers). A
+program using this module without the CLI sets MLFLOW_ENV itself if it wants it.
 
 The spec's `tracking:` section configures them: `mlflow: URI` (+ `experiment: NAME`,
 default the sweep name) is built in; any other key names a tracker that a package
@@ -21,7 +29,6 @@ Tracker`, with the key's value as its settings (see docs: a W&B tracker in 30 li
 from __future__ import annotations
 
 import importlib.util
-import os
 import socket
 import sys
 import time
@@ -200,9 +207,11 @@ class RunTrackers:
 # name, the tags, the params, the metric points and the status come from here only, so a
 # live run and an exported run of the same ledger row look alike.
 
-# MLflow's client retries a dead server for minutes by default; a mirror must not.
-MLFLOW_HTTP_TIMEOUT_S = "5"
-MLFLOW_HTTP_RETRIES = "0"
+# MLflow's client retries a dead server for minutes by default; a mirror must not. MLflow
+# reads these only from the environment (mlflow 3: rest_utils.http_request, _log_url): see
+# the module docstring for who sets them.
+MLFLOW_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+              "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}  # a "View run" line per run otherwise
 MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "diverged": "FAILED"}
 # MLflow's limits per log_batch call
 MLFLOW_PARAMS_PER_BATCH = 100
@@ -211,10 +220,13 @@ MLFLOW_METRICS_PER_BATCH = 1000
 _EXPERIMENTS: dict[tuple[str, str], str] = {}
 
 
+def tracker_env(settings: Mapping[str, Any]) -> dict[str, str]:
+    """The environment variables that the processes running a sweep's trackers need (MLflow's
+    HTTP timeout and retries), for a program to set where it starts them."""
+    return dict(MLFLOW_ENV) if "mlflow" in settings else {}
+
+
 def mlflow_client(uri: str):
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", MLFLOW_HTTP_TIMEOUT_S)
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", MLFLOW_HTTP_RETRIES)
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # one line per run otherwise
     from mlflow.tracking import MlflowClient
     return MlflowClient(tracking_uri=uri)
 

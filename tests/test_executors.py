@@ -120,3 +120,57 @@ print("torch imported:", "torch" in sys.modules)
     assert not torch.equal(torch.rand(3), first)  # left alone: the stream goes on
     seed_everything(5)
     assert torch.equal(torch.rand(3), first)
+
+
+# ----------------------------------------------------------------------------- settings, not the environment
+
+# what Tune and Ray read only from the driver's environment: the CLI sets them, the executor never
+DRIVER_ONLY = ("TUNE_DISABLE_SIGINT_HANDLER", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "RAY_AIR_NEW_OUTPUT",
+               "RAY_gcs_server_port_wait_time_s", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+
+
+def test_ray_executor_hands_worker_env_to_the_workers_and_writes_nothing_into_the_callers(tmp_path):
+    """`worker_env` reaches the trial's worker through Ray's runtime_env; the process that
+    uses the executor (a fresh one, with an embedded Ray) keeps its environment as it was."""
+    import os
+    import subprocess
+    import sys
+    from conftest import REPO
+    seen = tmp_path / "seen"
+    script = f"""
+import os
+from symsweep import RayExecutor, expand, pack, spec_from_dict
+from symsweep.progress import Progress
+from symsweep.spec import Resources
+
+class Probe:  # stands in for a TrialRunner: says what the worker's environment holds
+    def __call__(self, trial, report):
+        with open({str(seen)!r}, "w") as f:
+            f.write(os.environ.get("SYMSWEEP_PROBE", "unset"))
+
+spec = spec_from_dict({{"name": "p", "task": "synthetic", "seeds": 1}})
+RayExecutor(Resources(cpus=1), max_failures=0, num_cpus=1, worker_env={{"SYMSWEEP_PROBE": "yes"}}).execute(
+    pack(expand(spec), 1), Probe(), Progress("p", total=1))
+print("written:", [k for k in {DRIVER_ONLY!r} + ("SYMSWEEP_PROBE",) if k in os.environ])
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TUNE_", "RAY_", "MLFLOW_"))}
+    res = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert seen.read_text() == "yes"
+    assert "written: []" in res.stdout, res.stdout
+
+
+def test_ray_driver_env_names_what_the_program_sets_and_leaves_the_users_own(tmp_path):
+    from symsweep.executors import ray_driver_env
+    assert ray_driver_env(None, {}) == {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
+    assert ray_driver_env(None, {"RAY_AIR_NEW_OUTPUT": "1"}) == {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+    no_token = {"RAY_AUTH_TOKEN_PATH": str(tmp_path / "missing")}
+    joined = ray_driver_env("10.0.0.1:6379", no_token)
+    assert joined["RAY_gcs_server_port_wait_time_s"] == "5" and "RAY_AUTH_MODE" not in joined
+    token = tmp_path / "token"
+    token.write_text("t" * 32)
+    # the cluster token is picked up as Ray's CLI does: a token at hand and RAY_AUTH_MODE unset
+    assert ray_driver_env("10.0.0.1:6379", {"RAY_AUTH_TOKEN_PATH": str(token)})["RAY_AUTH_MODE"] == "token"
+    assert ray_driver_env("10.0.0.1:6379", {**no_token, "RAY_AUTH_TOKEN": "t"})["RAY_AUTH_MODE"] == "token"
+    assert "RAY_AUTH_MODE" not in ray_driver_env("10.0.0.1:6379", {"RAY_AUTH_TOKEN": "t", "RAY_AUTH_MODE": "disabled"})
