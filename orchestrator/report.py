@@ -23,7 +23,8 @@ import pandas as pd
 import yaml
 
 from symsweep.aggregate import aggregate_sweep, mean_std
-from symsweep.compare import completed, format_comparison, mean_ci, varying_config_columns
+from symsweep.compare import format_comparison
+from symsweep.stats import completed, mean_ci, varying_config_columns
 from symsweep.query import BUILTIN, open_results
 from symsweep.registry import get_task
 from symsweep._fs import atomic_put, filesystem, parse_location

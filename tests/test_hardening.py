@@ -301,7 +301,7 @@ def test_bad_values_stop_before_anything_is_written(tmp_path, overrides, message
 
 
 def test_the_same_command_twice_is_the_same_spec(tmp_path):
-    from symsweep.sweep import _canonical
+    from symsweep.spec import canonical_json as _canonical
     assert _canonical({"lr": math.nan}) == _canonical({"lr": math.nan})  # NaN == NaN as specs
     spec = tmp_path / "s.yaml"
     spec.write_text(SYN)
