@@ -102,8 +102,8 @@ print(json.dumps({"framework": framework, "loaded_by_framework": loaded_by_frame
 """
 
 
-def _load_all(python: str, cwd: Path) -> dict:
-    out = subprocess.run([python, "-c", _LOAD_ALL], cwd=cwd, capture_output=True, text=True, timeout=600)
+def _load_all(python: str, cwd: Path, env: dict | None = None) -> dict:
+    out = subprocess.run([python, "-c", _LOAD_ALL], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -205,14 +205,13 @@ def test_a_built_wheel_in_a_fresh_venv_runs_a_plugin_from_a_folder_with_a_tasks_
                               "-q", str(symsweep_wheel), str(plugin_wheel)], capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr[-3000:]
 
-    found = _load_all(python, work)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for var in ("RAY_ADDRESS", "PYTHONPATH", "VIRTUAL_ENV"):  # nothing but the fresh venv decides
+        env.pop(var, None)
+    found = _load_all(python, work, env)
     assert found["symsweep_file"].startswith(str(venv)), found["symsweep_file"]
     _check_modules(found)
     assert found["tasks"]["mytask"] == "symsweep.api"
-
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for var in ("RAY_ADDRESS", "PYTHONPATH", "VIRTUAL_ENV"):
-        env.pop(var, None)
     listed = subprocess.run([str(venv / "bin" / "symsweep"), "tasks"], cwd=work, env=env, capture_output=True,
                             text=True, timeout=300)
     assert listed.returncode == 0, listed.stderr[-3000:]
