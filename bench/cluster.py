@@ -20,12 +20,15 @@ import time
 from pathlib import Path
 
 from symsweep import RayExecutor, SweepStore, TrialRunner, expand, pack, spec_from_dict
+from symsweep.executors import ray_driver_env
 from symsweep._loopback import LoopbackCluster
 from symsweep.progress import Progress
 
 
 def sweep_wall(address: str, runs: int, sleep: float, per_trial: int, results: str) -> float:
     import ray
+    # what the CLI sets for its Ray driver (Tune's per-trial loggers off, ...): this script is a program too
+    os.environ.update(ray_driver_env(address, os.environ))
     ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
     try:
         spec = spec_from_dict({"name": f"b{per_trial}", "task": "synthetic", "seeds": runs,

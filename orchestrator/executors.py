@@ -120,7 +120,9 @@ class RayExecutor:
         self.experiment_name = experiment_name
         self.storage_path = storage_path
         """Tune's own bookkeeping folder (default: a temp folder removed at close)."""
-        self.worker_env = dict(worker_env or {})
+        # MLflow's bounds reach every worker (a cluster's workers never see the driver's
+        # environment); what the caller passes wins
+        self.worker_env = {**tracking.MLFLOW_ENV, **(worker_env or {})}
         self._started_here = False
         self._prepared = False
         self._temp_storage: str | None = None

@@ -32,10 +32,11 @@ def _config(row: pd.Series) -> dict[str, Any]:
 
 def _run_info(row: pd.Series) -> RunInfo:
     """The facts of a ledger row's run, as live tracking saw them on its worker."""
-    commit = row.get("git_commit")
-    return RunInfo(run_id=str(row["run_id"]), sweep=str(row["sweep"]), task=str(row["task"]), seed=int(row["seed"]),
-                   trial_id=str(row["trial_id"]), attempt=int(row["attempt"]), config=_config(row),
-                   host=str(row["host"]), git_commit=commit if isinstance(commit, str) else None)
+    commit, attempt = row.get("git_commit"), pd.to_numeric(row.get("attempt"), errors="coerce")
+    return RunInfo(run_id=str(row["run_id"]), sweep=str(row.get("sweep")), task=str(row.get("task")),
+                   seed=int(row["seed"]), trial_id=str(row.get("trial_id")),
+                   attempt=0 if pd.isna(attempt) else int(attempt),  # rows from before the column
+                   config=_config(row), host=str(row.get("host")), git_commit=commit if isinstance(commit, str) else None)
 
 
 def _final_metrics(row: pd.Series) -> dict[str, float]:

@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from symsweep.api import Task
-from symsweep.errors import UnknownTaskError
+from symsweep.errors import ClaimsError, UnknownTaskError, first_line
 
 ENTRY_POINT_GROUP = "symsweep.tasks"
 CLAIMS_GROUP = "symsweep.claims"
@@ -42,5 +42,8 @@ def registered_claims() -> list[tuple[str, Path]]:
     """(name, path) of every registered claims file, by name."""
     found = []
     for ep in sorted(entry_points(group=CLAIMS_GROUP), key=lambda e: e.name):
-        found.append((ep.name, Path(ep.load())))
+        try:
+            found.append((ep.name, Path(ep.load())))
+        except (ImportError, AttributeError, TypeError) as exc:  # a broken plugin names itself
+            raise ClaimsError(f"claims {ep.name!r} ({ep.value}) failed to load: {first_line(exc)}") from None
     return found

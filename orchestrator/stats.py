@@ -44,13 +44,27 @@ def completed(runs: pd.DataFrame) -> pd.DataFrame:
 
 def same_level(a: Any, b: Any) -> bool:
     """Whether two values of an axis are the same level. A level read back from Parquet, YAML or
-    a text column may differ in type from the spec's or the task's (1 vs 1.0 vs "1")."""
+    a text column may differ in type from the spec's or the task's (1 vs 1.0 vs "1"); a missing
+    value (None, read back as NaN) is one level, `null` in a spec."""
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
     return a == b or str(a) == str(b)
 
 
 def level_mask(column: pd.Series, level: Any) -> pd.Series:
     """same_level(value, level) for every value of a config column."""
+    if _missing(level):
+        return column.isna()
     return (column == level) | (column.astype(str) == str(level))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _level_text(value: Any) -> str:
+    """A level as text for matching: str(value), one text for every missing value."""
+    return "None" if _missing(value) else str(value)
 
 
 def baseline_split(configs: pd.DataFrame, axis: str, level: Any) -> tuple[pd.Series, list[str]]:
@@ -72,13 +86,12 @@ def baseline_split(configs: pd.DataFrame, axis: str, level: Any) -> tuple[pd.Ser
 def match_key(row: Any, columns: list[str]) -> tuple[str, ...]:
     """A row's values in `columns` as text: what `baseline_split`'s matching compares (a level
     read back from Parquet or YAML may differ in type: 1 vs 1.0 vs "1", see same_level)."""
-    return tuple(str(row[c]) for c in columns)
+    return tuple(_level_text(row[c]) for c in columns)
 
 
 def match_keys(frame: pd.DataFrame, columns: list[str]) -> list[tuple[str, ...]]:
-    """`match_key` of every row of a frame (str() of each value: pandas' astype(str) would keep a
-    None as a missing value)."""
-    return [tuple(map(str, row)) for row in frame[columns].itertuples(index=False, name=None)]
+    """`match_key` of every row of a frame (pandas' astype(str) would keep a None as missing)."""
+    return [tuple(map(_level_text, row)) for row in frame[columns].itertuples(index=False, name=None)]
 
 
 def pair_by_seed(base: pd.Series, other: pd.Series) -> tuple[pd.Series, pd.Series, bool]:

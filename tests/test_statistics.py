@@ -196,3 +196,17 @@ def test_every_paired_statistic_pairs_by_the_same_rule():
     assert not pair_by_seed(base, gap)[2]
     assert difference_ci(base, o)[2] and compare_samples(base, o)[0] == "wilcoxon"
     assert not difference_ci(base, gap)[2] and compare_samples(base, gap)[0] == "mannwhitneyu"
+
+
+def test_a_missing_level_is_one_level_for_baselines_and_adaptive_seeds():
+    """`null` in a spec (None, read back from Parquet as NaN) is a level like any other."""
+    from symsweep.adaptive import AdaptiveSeeds, baseline_pairs
+    from symsweep.compare import comparison_table
+    assert same_level(None, float("nan")) and not same_level(None, 0) and not same_level(0.0, None)
+    assert list(level_mask(pd.Series([None, 100.0, float("nan")]), None)) == [True, False, True]
+    grid = [("b", {"limit": None, "lr": 0.1}), ("p", {"limit": 100, "lr": 0.1})]
+    assert baseline_pairs(AdaptiveSeeds(metric="acc", baseline={"limit": None}), grid) == {"p": "b"}
+    runs = _runs([{"cfg_limit": limit, "seed": s, "metric_acc": 0.5 + (limit is None) * 0.1 + s / 100}
+                  for limit in (None, 100.0) for s in range(3)])
+    table = comparison_table(runs, {"limit": None})
+    assert len(table) == 1 and table["delta"].iloc[0] == pytest.approx(-0.1)

@@ -272,3 +272,14 @@ def test_a_tracking_server_that_dies_mid_sweep_never_fails_or_stalls_a_run(mlflo
     assert "done: 8 completed, 2 failed, 2 diverged, 0 pending of 12 planned" in out
     assert err.count("tracking: mlflow unavailable") == 1 and "Traceback" not in err, err
     assert time.monotonic() - start < 12 * 0.5 + 90
+
+
+def test_an_export_reads_rows_from_before_the_attempt_column():
+    """A ledger row without `attempt` (files written before the column) or without host is
+    exported, not a ValueError."""
+    import pandas as pd
+
+    from symsweep.export import _run_info
+    row = pd.Series({"run_id": "abc", "seed": 3, "task": "synthetic", "attempt": float("nan"), "config_json": "{}"})
+    info = _run_info(row)
+    assert (info.attempt, info.seed, info.sweep, info.host, info.git_commit) == (0, 3, "None", "None", None)

@@ -23,7 +23,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from symsweep.stats import compare_samples, completed, pair_by_seed, proportion_ci, varying_config_columns
+from symsweep.stats import (
+    compare_samples, completed, match_key, match_keys, pair_by_seed, proportion_ci, varying_config_columns,
+)
 
 METRICS = ("l2re", "mse", "loss")
 DECIDING = "l2re"
@@ -145,11 +147,12 @@ def seed_bootstrap_interval(pairs: list[tuple[np.ndarray, np.ndarray, bool]], n_
 def _seed_values(runs: pd.DataFrame, overview: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray, bool]]:
     done = completed(runs)
     keys = [c for c in overview.columns if f"cfg_{c}" in done.columns and c != "expansion"]
+    cols = [f"cfg_{k}" for k in keys]
+    done_keys = match_keys(done, cols)  # the one matching rule (symsweep.stats)
     out = []
     for _, row in overview.iterrows():
-        part = done
-        for k in keys:
-            part = part[part[f"cfg_{k}"].astype(str) == str(row[k])]
+        wanted = match_key(row, keys)
+        part = done[[k == wanted for k in done_keys]]
         sides = {s: pd.to_numeric(part.loc[part["cfg_expansion"] == s].set_index("seed")[f"metric_{DECIDING}"],
                                   errors="coerce") for s in (RAW, EXPANDED)}
         raw, exp, paired = pair_by_seed(sides[RAW], sides[EXPANDED])
