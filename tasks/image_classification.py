@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from symsweep.api import Diverged, RunContext, RunResult, Task
-from symsweep.stats import completed
+from symsweep.stats import completed, describe_groups
 from symsweep.tasks.common.datasets import DATASETS, ImageData, image_size_of, load_dataset
 from symsweep.tasks.common.expansion import RANDOM
 from symsweep.tasks.common.models import MIN_INPUT, build_model, count_parameters
@@ -279,17 +279,16 @@ def _aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict
         return {}
     keys = ["cfg_dataset", "cfg_model", "cfg_expansion_factor", "cfg_fill"]
     done["cfg_fill"] = done["cfg_fill"].astype(str)
-    grid = (done.groupby(keys)
-            .agg(n=("run_id", "size"), test_acc_mean=("metric_test_acc", "mean"),
-                 test_acc_std=("metric_test_acc", "std"), best_test_acc_mean=("metric_best_test_acc", "mean"),
-                 best_test_acc_std=("metric_best_test_acc", "std"))
-            .reset_index())
+    # mean and std over seeds by the shared rule (symsweep.stats.describe_groups)
+    final, best = (describe_groups(done, keys, f"metric_{m}") for m in ("test_acc", "best_test_acc"))
+    grid = final.rename(columns={"mean": "test_acc_mean", "std": "test_acc_std"}).merge(
+        best.drop(columns="n").rename(columns={"mean": "best_test_acc_mean", "std": "best_test_acc_std"}), on=keys)
     grid.columns = [c[4:] if c.startswith("cfg_") else c for c in grid.columns]
     tables = {"expansion_grid": grid}
     acc = history[history["metric"] == "test_acc"].merge(done[["run_id", *keys]], on="run_id")
     if not acc.empty:
-        curves = (acc.groupby([*keys, "step"])["value"].agg(["mean", "std", "count"]).reset_index()
-                  .rename(columns={"step": "epoch", "mean": "test_acc_mean", "std": "test_acc_std", "count": "n"}))
+        curves = (describe_groups(acc, [*keys, "step"], "value")
+                  .rename(columns={"step": "epoch", "mean": "test_acc_mean", "std": "test_acc_std"}))
         curves.columns = [c[4:] if c.startswith("cfg_") else c for c in curves.columns]
         tables["accuracy_curves"] = curves
     return tables

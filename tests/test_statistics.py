@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from symsweep.stats import (
-    compare_samples, describe, difference_ci, level_mask, mean_ci, pair_by_seed, percentile_bootstrap_ci,
+    compare_samples, describe, describe_groups, difference_ci, level_mask, mean_ci, pair_by_seed, percentile_bootstrap_ci,
     proportion_ci, same_level,
 )
 
@@ -159,6 +159,9 @@ def test_one_seed_has_no_spread_in_every_table():
     history = pd.DataFrame({"run_id": ["r0", "r0"], "step": [0, 1], "metric": "test_acc", "value": [0.1, 0.2]})
     curves = accuracy_curves(runs.iloc[:1], history)
     assert curves["test_acc_std"].isna().all() and list(curves["n"]) == [1, 1]
+    groups = describe_groups(pd.DataFrame({"g": [1, 1, 1, 2], "v": [1.0, 3.0, None, 5.0]}), ["g"], "v")
+    assert list(groups["n"]) == [2, 1] and list(groups["mean"]) == [2.0, 5.0]
+    assert groups["std"].iloc[0] == pytest.approx(math.sqrt(2)) and math.isnan(groups["std"].iloc[1])
     two = describe(pd.Series([1.0, 3.0, float("nan")]))
     assert (two["n"], two["mean"], two["std"]) == (2, 2.0, math.sqrt(2)) and two["ci_low"] < 2 < two["ci_high"]
 

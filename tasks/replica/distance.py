@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from symsweep.stats import completed, describe, varying_config_columns
+from symsweep.stats import completed, describe_groups, varying_config_columns
 
 
 @dataclass(frozen=True)
@@ -247,9 +247,9 @@ def accuracy_curves(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         h = history[(history["run_id"].isin(part["run_id"])) & (history["metric"] == "test_acc")]
         if h.empty:
             continue
-        # per epoch, the summary's rule (symsweep.stats.describe): std NaN for one replica, not 0
-        d = pd.DataFrame({step: describe(v, interval=False) for step, v in h.groupby("step")["value"]}).T
-        rows.append(pd.DataFrame({"model": label, "epoch": d.index, "test_acc_mean": d["mean"].to_numpy(float),
+        # per epoch, the summary's rule (symsweep.stats.describe_groups): std NaN for one replica, not 0
+        d = describe_groups(h, ["step"], "value")
+        rows.append(pd.DataFrame({"model": label, "epoch": d["step"].to_numpy(), "test_acc_mean": d["mean"].to_numpy(float),
                                   "test_acc_std": d["std"].to_numpy(float), "n": d["n"].to_numpy(int)}))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 

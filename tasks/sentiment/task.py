@@ -27,7 +27,7 @@ from torch import nn
 
 from symsweep.tasks.sentiment import text as _text
 from symsweep.api import Diverged, RunContext, RunResult, Task
-from symsweep.stats import completed
+from symsweep.stats import completed, describe_groups
 
 
 @dataclass(frozen=True)
@@ -275,9 +275,10 @@ def _aggregate(runs: pd.DataFrame, history: pd.DataFrame, load_artifact) -> dict
     part = history[history["metric"].isin(["test_acc", "train_loss"])].merge(done[["run_id", *keys]], on="run_id")
     if part.empty:
         return {}
-    curves = (part.groupby([*keys, "metric", "step"])["value"].agg(["mean", "std", "count"]).reset_index()
-              .pivot(index=[*keys, "step"], columns="metric", values=["mean", "std", "count"]))
-    curves.columns = [f"{metric}_{stat}" if stat != "count" else f"n_{metric}" for stat, metric in curves.columns]
+    # mean and std over seeds by the shared rule (symsweep.stats.describe_groups)
+    curves = (describe_groups(part, [*keys, "metric", "step"], "value")
+              .pivot(index=[*keys, "step"], columns="metric", values=["mean", "std", "n"]))
+    curves.columns = [f"{metric}_{stat}" if stat != "n" else f"n_{metric}" for stat, metric in curves.columns]
     curves = curves.reset_index().rename(columns={"step": "epoch"})
     curves.columns = [c[4:] if c.startswith("cfg_") else c for c in curves.columns]
     return {"accuracy_curves": curves}
