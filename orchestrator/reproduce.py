@@ -21,7 +21,9 @@ Rules (each on completed runs, restricted by `where`):
 - order: the levels of `by` ranked by `metric` (mean over seeds with its t-interval, or an
   aggregate `table`'s column with its `ci_low`/`ci_high`), against the paper's `expected`
   order (best first). The same order: reproduced; more pairs in the paper's order than
-  against it (Kendall's tau > 0): partly; else not reproduced.
+  against it (Kendall's tau > 0): partly; else not reproduced. `also`: more metrics ranked
+  the same way and shown beside it (e.g. the RD without UMAP), not used for the verdict; an
+  aggregate table's `METRIC_ci_low`/`METRIC_ci_high` columns are that metric's interval.
 - fraction: the `compare` rule per `unit` (e.g. per PDE): a unit counts as improved when
   every setting of it supports the claim. The Wilson interval of the fraction improved
   reaching the paper's `fraction`: reproduced; below it but some improved: partly; none:
@@ -43,7 +45,7 @@ RULES = ("compare", "order", "fraction")
 COMMON_KEYS = {"id", "figure", "claim", "paper", "paper_scale", "specs", "rule", "metric", "where", "scale"}
 RULE_KEYS = {
     "compare": ({"axis", "baseline", "better"}, {"step"}),
-    "order": ({"by", "expected", "better"}, {"table"}),
+    "order": ({"by", "expected", "better"}, {"table", "also"}),
     "fraction": ({"axis", "baseline", "better", "unit", "fraction"}, {"step"}),
 }
 BEGIN, END = "<!-- symsweep reproduce: begin -->", "<!-- symsweep reproduce: end -->"
@@ -131,6 +133,9 @@ def load_claims(path: str | Path) -> list[Claim]:
             raise ClaimsError(f"{where}: better must be 'higher' or 'lower', got {entry.get('better')!r}")
         if rule == "order" and (not isinstance(entry["expected"], list) or len(entry["expected"]) < 2):
             raise ClaimsError(f"{where}: expected must list at least two levels of {entry['by']!r}, best first")
+        also = entry.get("also", [])
+        if not isinstance(also, list) or not all(isinstance(m, str) and m for m in also):
+            raise ClaimsError(f"{where}: also must be a list of metric names, got {also!r}")
         if rule == "fraction" and not (isinstance(entry["fraction"], (int, float)) and 0 < entry["fraction"] <= 1):
             raise ClaimsError(f"{where}: fraction must be a number in (0, 1], got {entry['fraction']!r}")
         if not isinstance(entry.get("where", {}), dict):
@@ -242,6 +247,18 @@ def _fraction(claim: Claim, table: pd.DataFrame) -> tuple[str, str]:
 
 
 def _order(claim: Claim, done: pd.DataFrame, store) -> tuple[str, str]:
+    verdict, measured, tau = _order_one(claim, claim.metric, done, store)
+    if tau is None:
+        return verdict, measured
+    for extra in claim.options.get("also") or ():
+        _, text, _ = _order_one(claim, str(extra), done, store)
+        measured += f"; also {extra} (not used for the verdict): {text}"
+    return verdict, measured
+
+
+def _order_one(claim: Claim, metric: str, done: pd.DataFrame, store) -> tuple[str, str, float | None]:
+    """(verdict, text, Kendall's tau) of the levels of `by` ranked by one metric; tau None when
+    there is nothing to rank (the verdict is then "not run")."""
     from symsweep.stats import mean_ci
     o = claim.options
     by, expected = o["by"], [str(v) for v in o["expected"]]
@@ -249,24 +266,27 @@ def _order(claim: Claim, done: pd.DataFrame, store) -> tuple[str, str]:
         try:
             table = store.read_aggregate(o["table"])
         except (OSError, ValueError):
-            return NOT_RUN, f"no `{o['table']}` table yet: run `symsweep aggregate` on the sweep"
-        if by not in table or claim.metric not in table:
-            return NOT_RUN, f"the `{o['table']}` table has no {by!r} / {claim.metric!r} column"
-        stats = pd.DataFrame({"level": table[by].astype(str), "value": table[claim.metric],
-                              "low": table.get("ci_low", np.nan), "high": table.get("ci_high", np.nan)})
+            return NOT_RUN, f"no `{o['table']}` table yet: run `symsweep aggregate` on the sweep", None
+        if by not in table or metric not in table:
+            return NOT_RUN, f"the `{o['table']}` table has no {by!r} / {metric!r} column", None
+        # a metric's own interval columns (rd_no_reduction_ci_low), else the table's (ci_low)
+        low = f"{metric}_ci_low" if f"{metric}_ci_low" in table else "ci_low"
+        high = f"{metric}_ci_high" if f"{metric}_ci_high" in table else "ci_high"
+        stats = pd.DataFrame({"level": table[by].astype(str), "value": table[metric],
+                              "low": table.get(low, np.nan), "high": table.get(high, np.nan)})
     else:
         col = f"cfg_{by}"
-        if col not in done or f"metric_{claim.metric}" not in done:
-            return NOT_RUN, f"the runs have no {by!r} / {claim.metric!r} column"
+        if col not in done or f"metric_{metric}" not in done:
+            return NOT_RUN, f"the runs have no {by!r} / {metric!r} column", None
         rows = []
         for level, part in done.groupby(done[col].astype(str)):
-            values = pd.to_numeric(part[f"metric_{claim.metric}"], errors="coerce").dropna().to_numpy()
+            values = pd.to_numeric(part[f"metric_{metric}"], errors="coerce").dropna().to_numpy()
             low, high = mean_ci(values)
             rows.append({"level": level, "value": values.mean() if len(values) else np.nan, "low": low, "high": high})
         stats = pd.DataFrame(rows)
     stats = stats[stats["level"].isin(expected)].dropna(subset=["value"])
     if len(stats) < 2:
-        return NOT_RUN, f"fewer than two of {', '.join(expected)} measured"
+        return NOT_RUN, f"fewer than two of {', '.join(expected)} measured", None
     stats = stats.sort_values("value", ascending=o["better"] == "lower")
     measured = stats["level"].tolist()
     paper = [lv for lv in expected if lv in measured]
@@ -275,7 +295,7 @@ def _order(claim: Claim, done: pd.DataFrame, store) -> tuple[str, str]:
     sep = " > " if o["better"] == "higher" else " < "
     shown = sep.join(f"{r.level} {_num(r.value)}" + (f" [{_num(r.low)}, {_num(r.high)}]" if r.low == r.low else "")
                      for r in stats.itertuples())
-    return verdict, f"{shown}; paper: {sep.join(paper)}; Kendall's tau {tau:+.2f}"
+    return verdict, f"{shown}; paper: {sep.join(paper)}; Kendall's tau {tau:+.2f}", tau
 
 
 def _kendall(expected: list[str], measured: list[str]) -> float:

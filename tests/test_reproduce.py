@@ -5,6 +5,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -106,6 +107,32 @@ def test_order_verdicts(tmp_path, means, verdict):
     assert _verdicts(tmp_path, tmp_path / "res")["order"] == [verdict]
 
 
+def test_an_order_on_an_aggregate_table_shows_the_also_metrics_with_their_own_intervals(tmp_path):
+    """The verdict is the main metric's; an `also` metric is ranked beside it with the
+    interval of its own METRIC_ci_low/high columns, and does not change the verdict."""
+    claims = _claims(tmp_path, """
+    - id: rd
+      claim: a > b > c by rd
+      specs: [reps]
+      rule: order
+      table: rd
+      metric: rd
+      also: [rd_flat]
+      by: model
+      expected: [a, b, c]
+      better: higher
+    """)
+    _sweep(tmp_path / "res", "reps", [{"seed": s, "cfg_model": m} for m in "abc" for s in range(3)])
+    SweepStore(str(tmp_path / "res" / "reps")).write_aggregate("rd", pd.DataFrame({
+        "model": ["a", "b", "c"], "rd": [0.3, 0.2, 0.1], "ci_low": [0.29, 0.19, 0.09], "ci_high": [0.31, 0.21, 0.11],
+        "rd_flat": [1.0, 3.0, 2.0], "rd_flat_ci_low": [0.5, 2.5, 1.5], "rd_flat_ci_high": [1.5, 3.5, 2.5]}))
+    (row,) = evaluate(load_claims(claims), str(tmp_path / "res"))
+    assert row.verdict == "reproduced"
+    main, also = row.measured.split("; also rd_flat (not used for the verdict): ")
+    assert main.startswith("a 0.3 [0.29, 0.31] > b 0.2 [0.19, 0.21] > c 0.1 [0.09, 0.11]")
+    assert also.startswith("b 3 [2.5, 3.5] > c 2 [1.5, 2.5] > a 1 [0.5, 1.5]") and "tau -0.33" in also
+
+
 @pytest.mark.parametrize("improved, verdict", [(4, "reproduced"), (1, "partly"), (0, "not reproduced")])
 def test_fraction_verdicts(tmp_path, improved, verdict):
     rng = np.random.default_rng(2)
@@ -152,6 +179,8 @@ def test_each_sweep_found_gets_its_row_with_the_scale_it_ran_at(tmp_path, cli):
      "entry 1 (a): unknown key 'colour'"),
     ("- {id: a, claim: c, specs: [], rule: order, metric: m, by: x, expected: [p, q], better: higher}",
      "entry 1 (a): specs must be"),
+    ("- {id: a, claim: c, specs: [s], rule: order, metric: m, by: x, expected: [p, q], better: higher, also: m2}",
+     "entry 1 (a): also must be a list of metric names"),
     ("- 3", "entry 1: a claim is a mapping"),
     ("{id: a}", "expected a list of claims"),
     ("- [unclosed", "not valid YAML"),
