@@ -247,26 +247,30 @@ def _fraction(claim: Claim, table: pd.DataFrame) -> tuple[str, str]:
 
 
 def _order(claim: Claim, done: pd.DataFrame, store) -> tuple[str, str]:
-    verdict, measured, tau = _order_one(claim, claim.metric, done, store)
+    table = None
+    if claim.options.get("table"):  # read once for the verdict's metric and every `also`
+        try:
+            table = store.read_aggregate(claim.options["table"])
+        except (OSError, ValueError):
+            return NOT_RUN, f"no `{claim.options['table']}` table yet: run `symsweep aggregate` on the sweep"
+    verdict, measured, tau = _order_one(claim, claim.metric, done, table)
     if tau is None:
         return verdict, measured
     for extra in claim.options.get("also") or ():
-        _, text, _ = _order_one(claim, str(extra), done, store)
+        _, text, _ = _order_one(claim, str(extra), done, table)
         measured += f"; also {extra} (not used for the verdict): {text}"
     return verdict, measured
 
 
-def _order_one(claim: Claim, metric: str, done: pd.DataFrame, store) -> tuple[str, str, float | None]:
-    """(verdict, text, Kendall's tau) of the levels of `by` ranked by one metric; tau None when
-    there is nothing to rank (the verdict is then "not run")."""
+def _order_one(claim: Claim, metric: str, done: pd.DataFrame,
+               table: pd.DataFrame | None) -> tuple[str, str, float | None]:
+    """(verdict, text, Kendall's tau) of the levels of `by` ranked by one metric, read from the
+    aggregate `table` when the claim names one, else from the runs; tau None when there is
+    nothing to rank (the verdict is then "not run")."""
     from symsweep.stats import mean_ci
     o = claim.options
     by, expected = o["by"], [str(v) for v in o["expected"]]
-    if o.get("table"):
-        try:
-            table = store.read_aggregate(o["table"])
-        except (OSError, ValueError):
-            return NOT_RUN, f"no `{o['table']}` table yet: run `symsweep aggregate` on the sweep", None
+    if table is not None:
         if by not in table or metric not in table:
             return NOT_RUN, f"the `{o['table']}` table has no {by!r} / {metric!r} column", None
         # a metric's own interval columns (rd_no_reduction_ci_low), else the table's (ci_low)
