@@ -65,6 +65,9 @@ class AdaptiveSeeds:
     baseline: Mapping[str, Any] = field(default_factory=dict)
     """{axis: level} every other level of that axis is compared with: the spec's `baseline:`, else
     this section's `baseline`, else the task's (SweepSpec.comparison_baseline)."""
+    unused: tuple[str, ...] = ()
+    """Config fields not matched between a point and its baseline point: the task's
+    `unused_at(baseline)` (a raw image has no fill). Derived from the task, not a spec key."""
 
     def looks(self) -> list[int]:
         """Seeds per point at each planned look: start, start + step, ..., max."""
@@ -131,7 +134,7 @@ def parse_adaptive(raw: Any, task, axes: Mapping[str, tuple], source: str,
     baseline = dict(baseline or {}) or own or parse_baseline(dict(task.baseline), axes, f"{where}.baseline")
     return AdaptiveSeeds(metric=metric, start=start, step=step, max=top, alpha=number("alpha", 0.05, 0, 1),
                          precision=number("precision", None, 0), spending=number("spending", 3.0, 0),
-                         baseline=baseline)
+                         baseline=baseline, unused=task.unused_at(baseline))
 
 
 # ----------------------------------------------------------------------------- decisions
@@ -245,15 +248,15 @@ def plan_rounds(settings: AdaptiveSeeds, points: Sequence[tuple[str, dict]], val
 def baseline_pairs(settings: AdaptiveSeeds, points: Sequence[tuple[str, dict]]) -> dict[str, str]:
     """Non-baseline point id -> its baseline point id.
 
-    As in comparison tables (symsweep.compare), baseline points are matched on the
-    other axes they vary in only: one they hold constant is one the compared axis decides
-    (raw images have no fill, so every fill level is compared with the same raw runs).
+    As in comparison tables (symsweep.compare), baseline points are matched on every other
+    config field except those the task declares unused at the baseline (raw images have no
+    fill, so every fill level is compared with the same raw runs).
     """
     import pandas as pd
     (axis, level), = settings.baseline.items()
     # object columns: the values as the spec resolved them (no int -> float upcast beside a None)
     configs = pd.DataFrame([c for _, c in points], index=[p for p, _ in points], dtype=object)
-    is_base, keys = baseline_split(configs, axis, level)
+    is_base, keys = baseline_split(configs, axis, level, settings.unused)
     if not is_base.any():
         raise SpecError(f"seeds.adaptive.baseline: no grid point has {axis}={level!r}")
     index = dict(zip(match_keys(configs[is_base], keys), configs.index[is_base]))

@@ -125,6 +125,11 @@ class Task:
                    aggregate tables (including `summary`).
     baseline:      the baseline level of the axis that comparison tables compare against,
                    e.g. {"expansion_factor": 1}; empty when the task has none.
+    unused_at_baseline: config fields that mean nothing at that baseline level (a raw image
+                   has no fill: ("fill", "random_fill")). A compared run meets the baseline runs
+                   equal to it on every other config field (symsweep.stats.baseline_split);
+                   these fields alone are not matched. Declared by the task, never read from the
+                   data: a partial sweep's runs must not decide what is matched.
     downloads:     dataset name -> fetch(dest) for `symsweep data NAME --dest DIR` (needs
                    internet; tasks read the result from --data-root).
     uses_torch:    whether runs use torch (the default). The runner then seeds torch and
@@ -145,6 +150,7 @@ class Task:
     aggregate_config: type | None = None
     figures: Callable[..., dict] | None = None
     baseline: Mapping[str, Any] = field(default_factory=dict)
+    unused_at_baseline: Sequence[str] = ()
     downloads: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
     description: str = ""
     uses_torch: bool = True
@@ -153,3 +159,21 @@ class Task:
     def __post_init__(self) -> None:
         if not (dataclasses.is_dataclass(self.config_cls)):
             raise TypeError(f"task {self.name!r}: config_cls must be a dataclass")
+        fields = {f.name for f in dataclasses.fields(self.config_cls)}
+        unknown = sorted(set(self.unused_at_baseline) - fields)
+        if unknown:
+            raise TypeError(f"task {self.name!r}: unused_at_baseline names {', '.join(unknown)}, "
+                            f"not fields of {self.config_cls.__name__}")
+        if self.unused_at_baseline and not self.baseline:
+            raise TypeError(f"task {self.name!r}: unused_at_baseline needs a baseline")
+
+    def unused_at(self, baseline: Mapping[str, Any]) -> tuple[str, ...]:
+        """The fields not matched when comparing against `baseline` ({axis: level}): the task's
+        `unused_at_baseline` when that is the task's own baseline, else none (at another level
+        of the axis, or another axis, a fill means something)."""
+        from symsweep.stats import same_level
+        if len(baseline) != 1 or len(self.baseline) != 1:
+            return ()
+        (axis, level), = baseline.items()
+        (own_axis, own_level), = self.baseline.items()
+        return tuple(self.unused_at_baseline) if axis == own_axis and same_level(level, own_level) else ()

@@ -67,19 +67,22 @@ def _level_text(value: Any) -> str:
     return "None" if _missing(value) else str(value)
 
 
-def baseline_split(configs: pd.DataFrame, axis: str, level: Any) -> tuple[pd.Series, list[str]]:
+def baseline_split(configs: pd.DataFrame, axis: str, level: Any,
+                   unused: tuple[str, ...] = ()) -> tuple[pd.Series, list[str]]:
     """The one rule that pairs compared runs (or grid points) with baseline ones.
 
     `configs`: one row per run or grid point, a column per config field. Returns (is_base,
     match_columns): the baseline rows are those whose `axis` is the same level as `level`
-    (`same_level`); a compared row meets the baseline rows that agree with it on the match
-    columns (`match_key`), the other columns the baseline rows vary in. A column the baseline
-    rows hold constant is one the axis decides (raw images have no fill: the task records one
-    canonical fill), so there every compared row meets the same baseline rows.
-    Comparison tables (symsweep.compare) and adaptive seeds (symsweep.adaptive) both use it."""
+    (`same_level`); a compared row meets the baseline rows equal to it (`match_key`) on every
+    column except the axis and `unused`, the fields the task declares meaningless at the
+    baseline level (`Task.unused_at_baseline`: a raw image has no fill). Which columns match is
+    decided by the task, never by the data: a column that a partial sweep's baseline runs happen
+    to hold constant is still matched, so an expanded run at epochs 5 never meets raw runs at
+    epochs 1, and a PDE without raw runs has no baseline (it is reported, not compared with
+    another PDE's). Comparison tables (symsweep.compare), verdicts (symsweep.reproduce) and
+    adaptive seeds (symsweep.adaptive) all use it."""
     is_base = level_mask(configs[axis], level)
-    base = configs[is_base]
-    match = [c for c in configs.columns if c != axis and base[c].astype(str).nunique(dropna=False) > 1]
+    match = [c for c in configs.columns if c != axis and c not in unused]
     return is_base, match
 
 
@@ -155,33 +158,42 @@ def difference_ci(base: pd.Series, other: pd.Series, level: float = CI_LEVEL) ->
     """(low, high, paired) Student-t interval of mean(other) - mean(base), samples indexed by seed.
 
     Paired (both sides hold the same seeds, each once): the interval of the mean of the
-    per-seed differences (`mean_ci`), which removes the seed-to-seed spread the two sides
-    share. Otherwise Welch's interval (unequal variances, Welch-Satterthwaite degrees of
-    freedom). Same assumptions as `mean_ci`: independent seeds, means close to normal.
-    (nan, nan) with fewer than 2 values (pairs) on a side."""
+    per-seed differences, which removes the seed-to-seed spread the two sides share. Otherwise
+    Welch's interval (unequal variances, Welch-Satterthwaite degrees of freedom, kept
+    fractional as scipy does). Same assumptions as `mean_ci`: independent seeds, means close to
+    normal. A standard deviation is never taken below the metric's measurement step
+    (`lattice_step` of both sides' values; 0 for a continuous metric): accuracy on m test items
+    moves in steps of 1/m, and two seeds that both gain exactly one item would otherwise give a
+    zero-width interval that decides (the floor adaptive seeds use too). (nan, nan) with fewer
+    than 2 values (pairs) on a side."""
     base, other, paired = pair_by_seed(base, other)
-    if paired:
-        low, high = mean_ci(other.to_numpy(float) - base.to_numpy(float), level)
-        return low, high, True
     b, o = base.to_numpy(float), other.to_numpy(float)
     if len(b) < 2 or len(o) < 2:
-        return float("nan"), float("nan"), False
-    vb, vo = b.var(ddof=1) / len(b), o.var(ddof=1) / len(o)
+        return float("nan"), float("nan"), paired
+    step = lattice_step(np.concatenate([b, o]))
+    if paired:
+        d = o - b
+        sd = max(float(d.std(ddof=1)), step)
+        half = t_quantile(0.5 + level / 2, len(d) - 1) * sd / np.sqrt(len(d))
+        return float(d.mean()) - half, float(d.mean()) + half, True
+    vb = max(float(b.var(ddof=1)), step ** 2) / len(b)
+    vo = max(float(o.var(ddof=1)), step ** 2) / len(o)
     delta, se = float(o.mean() - b.mean()), float(np.sqrt(vb + vo))
-    if se == 0:
+    if se == 0:  # a continuous metric that did not vary on either side: exact
         return delta, delta, False
     df = (vb + vo) ** 2 / (vb ** 2 / (len(b) - 1) + vo ** 2 / (len(o) - 1))
-    half = t_quantile(0.5 + level / 2, max(1, int(round(df)))) * se
+    half = t_quantile(0.5 + level / 2, df) * se
     return delta - half, delta + half, False
 
 
-def t_quantile(q: float, df: int) -> float:
-    """scipy.stats.t.ppf(q, df), cached: the same few (level, n) come back for every group."""
-    return _t_quantile(float(q), int(df))
+def t_quantile(q: float, df: float) -> float:
+    """scipy.stats.t.ppf(q, df), cached: the same few (level, n) come back for every group.
+    `df` may be fractional (Welch-Satterthwaite)."""
+    return _t_quantile(float(q), float(df))
 
 
 @functools.lru_cache(maxsize=4096)
-def _t_quantile(q: float, df: int) -> float:
+def _t_quantile(q: float, df: float) -> float:
     from scipy import stats  # ~0.7 s to import: every CLI command imports this module, few compare
     return float(stats.t.ppf(q, df))
 

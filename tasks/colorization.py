@@ -397,5 +397,6 @@ TASK = Task(
     run=run,
     summary_metrics=("mae", "mse"),
     baseline={"expansion_factor": 1},
+    unused_at_baseline=("fill", "filled_noise"),  # a raw image has no filled positions
     description="conditional DDPM colorization, raw vs expanded input (Sec. 2.3, 6.3.1)",
 )

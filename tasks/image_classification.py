@@ -366,6 +366,7 @@ TASK = Task(
     aggregate=_aggregate,
     figures=_figures,
     baseline={"expansion_factor": 1},
+    unused_at_baseline=("fill", "random_fill"),  # a raw image has no filled positions
     downloads={n: _downloader(n) for n in ("cifar10", "cifar100", "kmnist", "fashionmnist", "eurosat",
                                            "fgvc_aircraft", "dtd")},
     description="image classifier on raw or expanded input (paper Sec. 2.1, 6.1)",

@@ -86,16 +86,17 @@ def test_groups_by_the_other_varying_columns_and_compares_every_level():
 
 
 def test_baseline_runs_with_a_canonical_value_serve_every_group():
-    # raw images have no fill: the task records fill 0.0 for them, whatever the expanded runs use
+    # raw images have no fill: the task records fill 0.0 for them, whatever the expanded runs use,
+    # and declares fill unused at the baseline (Task.unused_at_baseline)
     raw = _runs({1: BASE}, cfg_fill=0.0)
     expanded = pd.concat([_runs({2: BASE + 0.02}, cfg_fill=0.5), _runs({2: BASE - 0.03}, cfg_fill="random")])
-    table = comparison_table(pd.concat([raw, expanded], ignore_index=True), {"expansion_factor": 1})
+    table = comparison_table(pd.concat([raw, expanded], ignore_index=True), {"expansion_factor": 1}, unused=("fill",))
     assert table["fill"].tolist() == ["0.5", "random"]  # mixed types are written as text
     assert table["n_base"].tolist() == [6, 6] and table["test"].tolist() == ["wilcoxon", "wilcoxon"]
     assert table["delta"].tolist() == pytest.approx([0.02, -0.03])
 
 
-def test_baseline_runs_are_matched_on_the_columns_they_vary_in():
+def test_baseline_runs_are_matched_on_every_other_column():
     digits = _runs({1: BASE, 2: BASE + 0.01}, cfg_dataset="digits")
     cifar = _runs({1: BASE - 0.3, 2: BASE - 0.2}, cfg_dataset="cifar10")
     table = comparison_table(pd.concat([digits, cifar], ignore_index=True), {"expansion_factor": 1})

@@ -167,9 +167,9 @@ def test_one_seed_has_no_spread_in_every_table():
 
 
 def test_comparison_tables_and_adaptive_seeds_pair_the_same_baseline():
-    """baseline_split is the one matching rule: a column the baseline holds constant (raw images
-    have one canonical fill) is not matched on, one it varies in (lr) is; a None beside ints in
-    a config does not turn 5 into 5.0 and break the match."""
+    """baseline_split is the one matching rule: a field the task declares unused at the baseline
+    (raw images have one canonical fill) is not matched on, every other field (lr) is; a None
+    beside ints in a config does not turn 5 into 5.0 and break the match."""
     from symsweep.adaptive import AdaptiveSeeds, baseline_pairs
     from symsweep.compare import comparison_table
     grid = [("b1", {"factor": 1, "fill": 0.5, "lr": 0.1, "cap": 5}),
@@ -177,14 +177,14 @@ def test_comparison_tables_and_adaptive_seeds_pair_the_same_baseline():
             ("p1", {"factor": 2, "fill": 0.0, "lr": 0.1, "cap": 5}),
             ("p2", {"factor": 2, "fill": 1.0, "lr": 0.1, "cap": 5}),
             ("p3", {"factor": 2, "fill": 0.0, "lr": 0.01, "cap": None})]
-    settings = AdaptiveSeeds(metric="acc", baseline={"factor": 1})
+    settings = AdaptiveSeeds(metric="acc", baseline={"factor": 1}, unused=("fill",))
     assert baseline_pairs(settings, grid) == {"p1": "b1", "p2": "b1", "p3": "b2"}
     rows = []
     for _, config in grid:
         for seed in range(3):
             value = 1.0 + (config["lr"] == 0.1) + 0.1 * seed + (0.5 if config["factor"] == 2 else 0.0)
             rows.append({**{f"cfg_{k}": v for k, v in config.items() if k != "cap"}, "seed": seed, "metric_acc": value})
-    table = comparison_table(_runs(rows), {"factor": 1})
+    table = comparison_table(_runs(rows), {"factor": 1}, unused=("fill",))
     for _, row in table.iterrows():  # every level is compared with the baseline runs of its own lr only
         assert row["mean_base"] == pytest.approx(1.1 + (row["lr"] == 0.1))
         assert row["delta"] == pytest.approx(0.5) and row["paired"]

@@ -291,5 +291,6 @@ TASK = Task(
     summary_metrics=("test_acc", "best_test_acc", "train_loss"),
     aggregate=_aggregate,
     baseline={"embedding": "standard"},
+    unused_at_baseline=("fill",),  # a standard embedding interleaves nothing
     description="small BERT on IMDB, standard vs expanded (frozen, zero-interleaved) embedding (Sec. 2.3, 6.3.2)",
 )
