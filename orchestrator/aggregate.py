@@ -17,7 +17,7 @@ from symsweep.compare import comparison_table
 from symsweep.stats import completed, describe, varying_config_columns
 from symsweep.registry import get_task
 from symsweep.spec import SweepSpec, build_settings
-from symsweep.store import SweepStore
+from symsweep.store import SweepStore, runs_fingerprint
 
 
 def summary_table(runs: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
@@ -75,7 +75,7 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True,
     baseline = spec.comparison_baseline()  # the spec's `baseline:`, else its adaptive seeds', else the task's
     if baseline and not runs.empty:
         # baseline vs each other level of its axis; none when the sweep does not vary that axis
-        comparison = comparison_table(runs, baseline, list(task.summary_metrics) or None)
+        comparison = comparison_table(runs, baseline, list(task.summary_metrics) or None, task.unused_at(baseline))
         if spec.adaptive is not None:  # seeds were spent by rounds: say where each comparison stopped
             from symsweep.adaptive import decision_table, mark_comparison
             from symsweep.sweep import make_plan
@@ -91,9 +91,10 @@ def aggregate_sweep(spec: SweepSpec, store: SweepStore, figures: bool = True,
         if task.aggregate_config is not None:  # tasks without settings take three arguments
             args += (build_settings(task, spec.aggregate),)
         tables.update(task.aggregate(*args))
+    sources = runs_fingerprint(runs)  # recorded in every table: `symsweep reproduce` refuses a stale one
     for name, df in tables.items():
         if not df.empty:
-            store.write_aggregate(name, df)
+            store.write_aggregate(name, df, sources)
     if figures and task.figures is not None and not runs.empty:
         history = _history(store, warn) if history is None else history
         save_figures(store, task.figures(tables, runs, history))

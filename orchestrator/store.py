@@ -73,6 +73,24 @@ RUN_COLUMNS = (
 )
 
 
+SOURCES_KEY = "symsweep.sources"
+"""Parquet metadata key of an aggregate table: the fingerprint of the runs it was computed from."""
+
+
+def runs_fingerprint(runs: pd.DataFrame) -> dict[str, Any]:
+    """What an aggregate was computed from: the count and a sha256 of the completed runs'
+    (run_id, attempt), sorted. Equal for the same completed runs, whatever their order or the
+    files (small or segment) that hold them; a run completed, added or retried since changes it."""
+    done = runs[runs["status"] == "completed"] if "status" in runs else runs
+    if "run_id" not in done:
+        return {"completed": 0, "sha256": hashlib.sha256(b"").hexdigest()}
+    # the attempt as an integer text: a read that upcasts the column to float must not change it
+    attempts = (pd.to_numeric(done["attempt"], errors="coerce").astype("Int64").astype(str) if "attempt" in done
+                else pd.Series(["<NA>"] * len(done), index=done.index))
+    keys = sorted(f"{r}:{a}" for r, a in zip(done["run_id"].astype(str), attempts))
+    return {"completed": len(keys), "sha256": hashlib.sha256("\n".join(keys).encode()).hexdigest()}
+
+
 class SweepStore(Integrity):
     """Read and write one sweep folder."""
 
@@ -166,9 +184,16 @@ class SweepStore(Integrity):
         return lambda run_id, name: self.read_artifact(run_id, name, digests.get(run_id, {}).get(name))
 
     # ------------------------------------------------------------------ aggregates
-    def write_aggregate(self, name: str, df: pd.DataFrame) -> str:
+    def write_aggregate(self, name: str, df: pd.DataFrame, sources: Mapping[str, Any] | None = None) -> str:
+        """Write an aggregate table; `sources` (`runs_fingerprint` of the runs it was computed
+        from) goes into the file's metadata, so a reader can tell a stale table (`aggregate_sources`)."""
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        if sources is not None:
+            meta = dict(table.schema.metadata or {})
+            meta[SOURCES_KEY] = json.dumps(dict(sources), sort_keys=True).encode()
+            table = table.replace_schema_metadata(meta)
         path = self.path(AGGREGATES, f"{name}.parquet")
-        self._put(path, parquet_bytes(pa.Table.from_pandas(df, preserve_index=False)))
+        self._put(path, parquet_bytes(table))
         return path
 
     def read_aggregate_arrow(self, name: str) -> pa.Table:
@@ -176,6 +201,15 @@ class SweepStore(Integrity):
 
     def read_aggregate(self, name: str) -> pd.DataFrame:
         return self.read_aggregate_arrow(name).to_pandas()
+
+    def aggregate_sources(self, table: pa.Table) -> dict | None:
+        """The `runs_fingerprint` an aggregate table was written with; None for a table written
+        without one (by symsweep before 0.3, or by hand)."""
+        raw = (table.schema.metadata or {}).get(SOURCES_KEY.encode())
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None
 
     def aggregate_names(self) -> list[str]:
         return [p.rsplit("/", 1)[-1][:-len(".parquet")] for p in self.list_files(self.path(AGGREGATES))]
