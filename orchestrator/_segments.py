@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from symsweep._fs import map_io
-from symsweep._store_files import HISTORY, RUNS, SEGMENT_PREFIX, StoreFiles, parquet_bytes, segment_name
+from symsweep._store_files import HISTORY, RUNS, SEGMENT_PREFIX, UNREADABLE, StoreFiles, parquet_bytes, segment_name
 from symsweep.errors import first_line
 
 HISTORY_SCHEMA = pa.schema([("run_id", pa.string()), ("step", pa.int64()),
@@ -72,7 +72,7 @@ class Segments(StoreFiles):
                 return self._read_parquet(path, columns, verify), None
             except FileNotFoundError:  # folded into a segment while we listed: read there
                 return None, None
-            except (pa.ArrowInvalid, OSError, KeyError, ValueError) as exc:
+            except UNREADABLE as exc:
                 return None, (path, first_line(exc))
         out = map_io(read, paths, self.io_workers)
         tables = [(p, t) for p, (t, _) in zip(paths, out) if t is not None]

@@ -7,6 +7,7 @@ the lock (`_lock.py`) build on it.
 from __future__ import annotations
 
 import hashlib
+import json
 import io
 import os
 import re
@@ -72,10 +73,34 @@ def digest16(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
-    """A table as Parquet bytes, with page checksums (verified whenever a page is decoded)."""
+UNREADABLE = (pa.ArrowException, OSError, KeyError, ValueError, NotImplementedError)
+"""What reading a damaged Parquet file can raise (a flipped bit in a footer can ask for an
+unsupported type: ArrowNotImplementedError)."""
+
+CONTENT_KEY = b"symsweep.content_sha256"
+"""Parquet metadata key of a small file: the sha256 of what it decodes to (content_digest)."""
+
+
+def content_digest(table: pa.Table) -> str:
+    """sha256 of what a table decodes to: its column names and types and every value. Page
+    checksums cover the values' bytes but not the footer, where one flipped bit can rename a
+    column (`run_id` -> `sun_id`) and the file still decodes; this digest catches that."""
+    fields = [[f.name, str(f.type)] for f in table.schema]
+    text = json.dumps({"fields": fields, "rows": table.to_pylist()}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def parquet_bytes(table: pa.Table, digest: bool = False) -> bytes:
+    """A table as Parquet bytes, with page checksums (verified whenever a page is decoded).
+    `digest` (a small run or history file, whose name carries no digest as a segment's does):
+    with its `content_digest` in the metadata and no column statistics (a flipped bit in a
+    one-row file's min/max would make a filtering reader skip the row)."""
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != CONTENT_KEY}  # never another file's
+    table = table.replace_schema_metadata(meta or None)
+    if digest:
+        table = table.replace_schema_metadata({**meta, CONTENT_KEY: content_digest(table)})
     buf = io.BytesIO()
-    pq.write_table(table, buf, write_page_checksum=True)
+    pq.write_table(table, buf, write_page_checksum=True, write_statistics=not digest)
     return buf.getvalue()
 
 
@@ -88,9 +113,18 @@ def verify_parquet(name: str, data: bytes) -> None:
             raise DamagedFile(f"sha256 of the file differs from the digest in its name ({len(data)} bytes)")
         return
     try:
-        pq.ParquetFile(io.BytesIO(data), page_checksum_verification=True).read()
-    except (pa.ArrowInvalid, OSError, KeyError, ValueError) as exc:
+        table = pq.ParquetFile(io.BytesIO(data), page_checksum_verification=True).read()
+    except UNREADABLE as exc:
         raise DamagedFile(first_line(exc)) from None
+    meta = dict(table.schema.metadata or {})
+    recorded = meta.pop(CONTENT_KEY, None)
+    if recorded is not None:  # files written before 0.3 have none: their pages are checked above
+        try:
+            content = content_digest(table.replace_schema_metadata(meta or None))
+        except (TypeError, ValueError) as exc:
+            raise DamagedFile(first_line(exc)) from None
+        if content.encode() != recorded:
+            raise DamagedFile("what the file decodes to differs from the digest in its metadata (a damaged footer)")
 
 
 class StoreFiles:

@@ -139,7 +139,7 @@ class SweepStore(Integrity):
             cols = list(zip(*records))
             table = pa.Table.from_arrays([pa.array(c, t.type) for c, t in zip(cols, HISTORY_SCHEMA)],
                                          schema=HISTORY_SCHEMA)
-            self._put(self.path(HISTORY, f"{run_id}.parquet"), parquet_bytes(table))
+            self._put(self.path(HISTORY, f"{run_id}.parquet"), parquet_bytes(table, digest=True))
         digests = {}
         for name, arrays in (artifacts or {}).items():
             buf = io.BytesIO()
@@ -149,7 +149,7 @@ class SweepStore(Integrity):
             digests[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
         row = {**row, "history_rows": len(records), "artifact_bytes": sum(d["bytes"] for d in digests.values()),
                "artifact_digests": json.dumps(digests, sort_keys=True) if digests else None}
-        self._put(self.path(RUNS, f"{run_id}.parquet"), parquet_bytes(pa.Table.from_pylist([row])))
+        self._put(self.path(RUNS, f"{run_id}.parquet"), parquet_bytes(pa.Table.from_pylist([row]), digest=True))
 
     def run_record(self, run_id: str) -> dict | None:
         """Status and attempt of a run's own (not yet compacted) row file; None when there is
@@ -159,8 +159,8 @@ class SweepStore(Integrity):
             return self._read_parquet(self.path(RUNS, f"{run_id}.parquet"), ["status", "attempt"]).to_pylist()[0]
         except FileNotFoundError:
             return None
-        except (pa.ArrowInvalid, KeyError, IndexError, ValueError):
-            return None
+        except (pa.ArrowException, KeyError, IndexError, ValueError, NotImplementedError):
+            return None  # not OSError: a read that keeps failing is raised, never taken as no row
 
     # ------------------------------------------------------------------ artifacts
     def read_artifact(self, run_id: str, name: str, digest: Mapping[str, Any] | None = None
