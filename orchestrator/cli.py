@@ -12,7 +12,8 @@
 
 Exit codes: 0 every planned run has a completed or diverged row; 1 some runs failed or
 are still pending; 2 bad usage, spec, store location or cluster (nothing was written);
-3 the sweep is locked by another live driver; 130 interrupted (finished runs are kept).
+3 the sweep is locked by another live driver; 130 interrupted by Ctrl-C (SIGINT), 143 stopped
+by SIGTERM (finished runs are kept either way).
 
 Each command imports what it needs when it runs (torch, Ray, DuckDB are slow to import),
 so `status`, `query` and `--help` start fast.
@@ -27,7 +28,7 @@ import argparse
 import os
 import sys
 
-from symsweep.errors import SpecError, SymsweepError
+from symsweep.errors import SpecError, SymsweepError, Terminated
 
 from symsweep._formats import FORMATS
 
@@ -151,13 +152,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _set_environment(args)
+        if args.command in ("run", "resume"):
+            _stop_on_sigterm()
         code = COMMANDS[args.command](args)
         sys.stdout.flush()
         return code
     except SymsweepError as exc:
         print(f"symsweep: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        # the handler's Terminated, or what a library made of it on the way up (Tune re-raises
+        # a KeyboardInterrupt of its own)
+        if isinstance(exc, Terminated) or _TERMINATED:
+            print("\nsymsweep: stopped by SIGTERM; every finished run is kept. Run the same command again "
+                  "to resume.", file=sys.stderr)
+            return 143
         print("\nsymsweep: interrupted; every finished run is kept. Run the same command again to resume.",
               file=sys.stderr)
         return 130
@@ -166,6 +175,24 @@ def main(argv: list[str] | None = None) -> int:
         # Point stdout at /dev/null so that the interpreter's final flush stays quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+_TERMINATED: list[bool] = []
+"""Set when SIGTERM arrived: main reports 143 for whatever KeyboardInterrupt reaches it."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    _TERMINATED.append(True)
+    raise Terminated()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler's stop) ends a command as Ctrl-C does, with exit 143. The
+    embedded Ray's start-up takes the signal for itself; RayExecutor.prepare gives it back."""
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def _set_environment(args) -> None:

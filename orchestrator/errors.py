@@ -85,3 +85,9 @@ def yaml_error_line(source: str, exc: Exception) -> str:
     problem = getattr(exc, "problem", None) or first_line(exc)
     context = getattr(exc, "context", None)
     return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (what `scancel`, Kubernetes and `docker stop` send). A KeyboardInterrupt,
+    so that every path that cleans up after Ctrl-C (trials stopped, lock released, embedded Ray
+    shut down) does the same here; the command then exits 143 (128 + 15) instead of 130."""

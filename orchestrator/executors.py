@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Protocol, Sequence
 
 from symsweep import tracking
-from symsweep.errors import ClusterError, last_line
+from symsweep.errors import ClusterError, Terminated, last_line
 from symsweep.progress import Progress
 from symsweep.spec import Resources, Trial
 from symsweep.worker import TrialRunner
@@ -126,6 +127,7 @@ class RayExecutor:
         self._started_here = False
         self._prepared = False
         self._temp_storage: str | None = None
+        self._reaper: subprocess.Popen | None = None
 
     # ------------------------------------------------------------------ connect
     def prepare(self) -> None:
@@ -140,28 +142,11 @@ class RayExecutor:
         import ray
 
         if not ray.is_initialized():
-            kwargs = dict(logging_level=logging.INFO if self.verbose else logging.ERROR,
-                          log_to_driver=self.verbose, include_dashboard=False)
-            if self.worker_env:
-                kwargs["runtime_env"] = {"env_vars": self.worker_env}
-            try:
-                if self.address:
-                    # Ray's core logs each try to reach the GCS to fd 2 (ray_driver_env bounds
-                    # them): keep the log, and say what it means
-                    with _stderr_captured(replay=self.verbose) as log:
-                        try:
-                            ray.init(address=self.address, **kwargs)
-                        except Exception as exc:  # noqa: BLE001 - read the log before deciding
-                            raise ClusterError(_join_error(self.address, exc, log.read())) from None
-                else:
-                    # "local": always a new embedded instance. Without it ray.init() joins the
-                    # last cluster `ray start` left on this machine, even a dead one.
-                    ray.init(address="local", num_cpus=self.num_cpus, **kwargs)
-            except ClusterError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - every way of failing to join is one line
-                raise ClusterError(_join_error(self.address, exc)) from None
-            self._started_here = True
+            self._started_here = True  # set first: a SIGTERM during the start still shuts it down
+            if not self.address:
+                self._reaper = _start_reaper()
+            with _sigterm_kept():
+                self._init(ray)
         self._prepared = True
         if not self.verbose:
             # a trial that dies is reported by the driver in one line (ExecutionReport.errors);
@@ -169,6 +154,30 @@ class RayExecutor:
             logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
             logging.getLogger("ray.train").setLevel(logging.CRITICAL)
         self._check_fits(ray)
+
+    def _init(self, ray) -> None:
+        """ray.init: the embedded Ray, or join the cluster at `address` (one line on failure)."""
+        kwargs = dict(logging_level=logging.INFO if self.verbose else logging.ERROR,
+                      log_to_driver=self.verbose, include_dashboard=False)
+        if self.worker_env:
+            kwargs["runtime_env"] = {"env_vars": self.worker_env}
+        try:
+            if self.address:
+                # Ray's core logs each try to reach the GCS to fd 2 (ray_driver_env bounds
+                # them): keep the log, and say what it means
+                with _stderr_captured(replay=self.verbose) as log:
+                    try:
+                        ray.init(address=self.address, **kwargs)
+                    except Exception as exc:  # noqa: BLE001 - read the log before deciding
+                        raise ClusterError(_join_error(self.address, exc, log.read())) from None
+            else:
+                # "local": always a new embedded instance. Without it ray.init() joins the
+                # last cluster `ray start` left on this machine, even a dead one.
+                ray.init(address="local", num_cpus=self.num_cpus, **kwargs)
+        except ClusterError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every way of failing to join is one line
+            raise ClusterError(_join_error(self.address, exc)) from None
 
     def _check_fits(self, ray) -> None:
         """The embedded Ray must have a node a trial fits on; a cluster may still grow (autoscaler)."""
@@ -190,6 +199,9 @@ class RayExecutor:
             import ray
             ray.shutdown()
             self._started_here = False
+        if self._reaper is not None:  # stops what ray.shutdown left running, then ends itself
+            self._reaper.stdin.close()
+            self._reaper = None
         self._prepared = False
         if self._temp_storage:
             shutil.rmtree(self._temp_storage, ignore_errors=True)
@@ -285,6 +297,35 @@ def _speaks_http2(sock: socket.socket) -> bool:
             return False
         header += chunk
     return header[3] == 0x04
+
+
+def _start_reaper() -> "subprocess.Popen | None":
+    """The watcher that stops the embedded Ray's processes when this driver is gone, however it
+    went (symsweep._reaper); None where there is no /proc to watch with."""
+    if not os.path.isdir(f"/proc/{os.getpid()}"):
+        return None
+    return subprocess.Popen([sys.executable, "-m", "symsweep._reaper", str(os.getpid())], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+class _sigterm_kept:
+    """ray.init sets its own SIGTERM handler (sys.exit(15)) and its core installs a failure
+    handler that prints a stack dump: give the program's handler back once Ray has started,
+    and turn a SIGTERM that arrives during the start into the program's Terminated."""
+
+    def __enter__(self) -> None:
+        import signal
+        import threading
+        self.main = threading.current_thread() is threading.main_thread()
+        self.handler = signal.getsignal(signal.SIGTERM) if self.main else None
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        import signal
+        if self.main and self.handler is not None:
+            signal.signal(signal.SIGTERM, self.handler)
+        if kind is SystemExit and exc.code == signal.SIGTERM:  # Ray's handler ran during the start
+            raise Terminated() from None
+        return False
 
 
 def ray_driver_env(address: str | None, environ: Mapping[str, str]) -> dict[str, str]:

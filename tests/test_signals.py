@@ -129,3 +129,102 @@ def test_ctrl_c_stops_a_driver_mid_sweep_with_130_and_resume_runs_every_run_once
     again = symsweep(*args)
     assert again.returncode == 0, again.stderr
     assert_ran_once(sweep, 16)
+
+
+# ----------------------------------------------------------------------------- SIGTERM, as a scheduler sends it
+
+
+@pytest.mark.parametrize("executor, target", [("inline", "driver"), ("ray", "driver"), ("ray", "group")])
+def test_sigterm_stops_a_driver_mid_sweep_like_ctrl_c_with_143(tmp_path, executor, target):
+    """`scancel`, Kubernetes and `docker stop` send SIGTERM: to the driver alone (docker's pid 1),
+    or to every process of the job (scancel: the embedded Ray's processes too). The driver
+    stops as on Ctrl-C, in one line, exit 143 (128 + 15), no stack dump; resume runs every run once."""
+    spec = tmp_path / "syn.yaml"
+    spec.write_text(SLOW)
+    sweep = tmp_path / "res" / "syn"
+    args = ("run", str(spec), "--results", str(tmp_path / "res"), "--executor", executor, "--num-cpus", "2")
+    proc = _start(tmp_path, *args)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (sweep / "runs").is_dir() and len(ledger(sweep)) >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, _output(tmp_path)
+        sent = time.monotonic()
+        (os.killpg if target == "group" else os.kill)(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        _kill_group(proc)
+    out, err = _output(tmp_path)
+    assert proc.returncode == 143, (out, err)
+    assert err.strip().splitlines()[-1].startswith("symsweep: stopped by SIGTERM;"), err
+    assert "Traceback" not in err and "SIGTERM received" not in err and "PC: @" not in err, err
+    assert took < 10, f"exited {took:.1f} s after SIGTERM"
+    assert 2 <= len(ledger(sweep)) < 16
+    assert not (sweep / ".lock").exists()
+    again = symsweep(*args)
+    assert again.returncode == 0, again.stderr
+    assert_ran_once(sweep, 16)
+
+
+def test_sigterm_while_the_embedded_ray_starts_is_a_clean_143(tmp_path):
+    spec = tmp_path / "syn.yaml"
+    spec.write_text(SLOW)
+    proc = _start(tmp_path, "run", str(spec), "--results", str(tmp_path / "res"), "--executor", "ray",
+                  "--num-cpus", "2")
+    try:
+        # the driver has read the spec and is starting Ray: its first child (the GCS) appears
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None and not _children(proc.pid):
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        _kill_group(proc)
+    out, err = _output(tmp_path)
+    assert proc.returncode == 143, (out, err)
+    assert err.strip().splitlines()[-1].startswith("symsweep: stopped by SIGTERM;") and "Traceback" not in err, err
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    except OSError:
+        return []
+
+
+def test_the_embedded_ray_does_not_outlive_a_killed_driver(tmp_path):
+    """SIGKILL of the driver alone (an OOM kill, a node agent's hard stop): no ray.shutdown runs.
+    Ray's agents used to live on for 60-90 s with parent pid 1; every process the driver had
+    started is gone within seconds (symsweep._reaper)."""
+    from symsweep._reaper import _stat, descendants
+    spec = tmp_path / "syn.yaml"
+    spec.write_text(SLOW)
+    sweep = tmp_path / "res" / "syn"
+    proc = _start(tmp_path, "run", str(spec), "--results", str(tmp_path / "res"), "--executor", "ray",
+                  "--num-cpus", "2")
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (sweep / "runs").is_dir() and len(ledger(sweep)) >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, _output(tmp_path)
+        started = descendants({proc.pid: _stat(proc.pid)[1]})
+        started.pop(proc.pid)
+        assert len(started) >= 4, started  # GCS, raylet, agents, workers, the watcher
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any((_stat(p) or (0, None))[1] == s for p, s in started.items()):
+            time.sleep(0.2)
+        left = {p: open(f"/proc/{p}/cmdline").read().replace("\0", " ")[:80]
+                for p, s in started.items() if (_stat(p) or (0, None))[1] == s}
+    finally:
+        _kill_group(proc)
+        for p, s in started.items():  # whatever the test itself started and is still there
+            if (_stat(p) or (0, None))[1] == s:
+                os.kill(p, signal.SIGKILL)
+    assert not left, f"still running 10 s after the driver was killed: {left}"
