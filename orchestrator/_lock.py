@@ -6,11 +6,18 @@ when the process ends however it ends, so a dead driver never blocks the next on
 pid has to be judged. The file also holds the holder's pid, host and start time, for
 messages. Whoever holds the kernel lock owns the file; a second driver is refused at once.
 
-S3: no kernel to ask. `.lock` is created with a conditional put (If-None-Match: *); a lock
-whose process is gone (same host) or whose content is unreadable is taken over with a put
-conditional on that lock's ETag (If-Match), so of two drivers taking over the same stale
-lock exactly one wins. A lock held on another host cannot be judged from here: refused
-unless `force`. Other object stores have no conditional put: check, then put (best effort).
+S3: no kernel to ask. `.lock` is created with a conditional put (If-None-Match: *) and is a
+lease: the live driver rewrites it every RENEW_S with the time (`renewed_at`), and a lock not
+renewed for its `lease_s` (LEASE_S) belongs to a driver that is gone, wherever it ran. A lock
+is taken over with a put conditional on its ETag (If-Match), so of two drivers taking over
+the same lock exactly one wins, when: its lease ran out; its process is gone (same host,
+checked by pid and start time); its content is unreadable; or it is held by an earlier run of
+the same Slurm job (the same SLURM_JOB_ID on the same cluster: Slurm runs one instance of a
+job at a time, so a requeued job, even on another host, takes over its own lock at once).
+Otherwise it is refused unless `force`. Staleness never rests on hostname + pid alone
+(containers share hostnames). The lease assumes the hosts' clocks agree to well under
+LEASE_S - RENEW_S (NTP: milliseconds). Other object stores have no conditional put: check,
+then put (best effort).
 
 A transient error while reading the lock is retried, then reported: it never counts as an
 unreadable lock (which would be taken over).
@@ -21,6 +28,7 @@ import fcntl
 import json
 import os
 import socket
+import threading
 import time
 from typing import Any, Mapping
 
@@ -29,21 +37,37 @@ from symsweep._store_files import StoreFiles, retrying
 from symsweep.errors import LockError, StoreError, StoreUnavailableError
 
 LOCK_NAME = ".lock"
+LEASE_S = 90.0
+"""A remote lock not renewed for this long is stale: its driver is gone."""
+RENEW_S = 20.0
+"""How often a live driver renews its remote lock."""
 
 
 class StoreLock:
     """Acquire / release one store's lock; see the module docstring."""
 
-    def __init__(self, files: StoreFiles):
+    def __init__(self, files: StoreFiles, lease_s: float = LEASE_S, renew_s: float = RENEW_S):
         self.files = files
         self.path = files.path(LOCK_NAME)
+        self.lease_s, self.renew_s = lease_s, renew_s
         self._fd: int | None = None  # the open file the kernel lock is on (local)
         self._token: str | None = None  # what we wrote (S3): released only if still ours
+        self._renewer: _Renewer | None = None
+
+    def __getstate__(self) -> dict:
+        """A copy sent to a worker (the store travels with each trial) holds nothing: the lock
+        is the driver's, and its renewer thread cannot be pickled."""
+        return {**self.__dict__, "_fd": None, "_token": None, "_renewer": None}
 
     def _me(self) -> dict:
         import uuid
-        return {"pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time(),
-                "proc_start": proc_start(os.getpid()), "token": uuid.uuid4().hex}
+        now = time.time()
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": now, "renewed_at": now,
+              "lease_s": self.lease_s, "proc_start": proc_start(os.getpid()), "token": uuid.uuid4().hex}
+        if os.environ.get("SLURM_JOB_ID"):
+            me["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+            me["slurm_cluster"] = os.environ.get("SLURM_CLUSTER_NAME", "")
+        return me
 
     def acquire(self, force: bool = False) -> dict:
         """Take the lock; returns the previous holder ({} if none), with `stale` or
@@ -125,24 +149,43 @@ class StoreLock:
         data = json.dumps(me).encode()
         for _ in range(3):
             if exclusive_create(self.files.location, self.path, data):
-                self._token = me["token"]
-                return {}
+                return self._hold(me, {})
             holder, etag = self._read_remote()
             if holder is None:  # released in between: try again
                 continue
             if holder.get("unreadable"):
                 pass
-            elif holder.get("host") == me["host"] and not alive(holder):
-                holder["stale"] = True
+            elif stale_reason(holder, me):
+                holder["stale"] = stale_reason(holder, me)
             elif not force:
                 raise LockError(_held_message(self.files.shown, holder))
             else:
                 holder["forced"] = True
             if replace_if(self.files.location, self.path, data, etag):
-                self._token = me["token"]
-                return holder
+                return self._hold(me, holder)
             raise LockError(f"sweep {self.files.shown}: another driver took the lock just now")
         raise LockError(f"sweep {self.files.shown}: another driver took the lock just now")
+
+    def _hold(self, me: dict, previous: dict) -> dict:
+        self._token = me["token"]
+        self._renewer = _Renewer(self, me)
+        self._renewer.start()
+        return previous
+
+    def renew(self, me: dict) -> bool:
+        """Rewrite our remote lock with the time now (conditional on its ETag); False when it
+        is no longer ours (taken over after our lease ran out) or could not be read."""
+        try:
+            holder, etag = self._read_remote()
+        except StoreUnavailableError:
+            return True  # try again at the next renewal; the lease has room for a few misses
+        if not holder or holder.get("token") != me["token"]:
+            return False
+        me["renewed_at"] = time.time()
+        try:
+            return replace_if(self.files.location, self.path, json.dumps(me).encode(), etag)
+        except OSError:
+            return True
 
     def _read_remote(self) -> tuple[dict | None, str | None]:
         """(holder, ETag) of the lock file, or (None, None) when there is none (no ETag but on S3)."""
@@ -164,9 +207,17 @@ class StoreLock:
             if holder is not None and self._fd is None and not _held_by_someone(self.path):
                 holder["stale"] = True
             return holder
-        return self._read_remote()[0]
+        holder = self._read_remote()[0]
+        if holder and not holder.get("unreadable") and holder.get("token") != self._token:
+            reason = stale_reason(holder, {"host": socket.gethostname()})
+            if reason:
+                holder["stale"] = reason
+        return holder
 
     def release(self) -> None:
+        if self._renewer is not None:
+            self._renewer.stop()
+            self._renewer = None
         if self._fd is not None:
             fd, self._fd = self._fd, None
             try:  # unlink before unlocking (a waiter that then gets this file retries), and only
@@ -192,6 +243,41 @@ class StoreLock:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+class _Renewer(threading.Thread):
+    """Renews a remote lock every `renew_s` until stopped; says once if the lock was lost."""
+
+    def __init__(self, lock: StoreLock, me: dict):
+        super().__init__(name="symsweep-lock-renewer", daemon=True)
+        self.lock, self.me, self._stop_event = lock, dict(me), threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.lock.renew_s):
+            if not self.lock.renew(self.me):
+                import sys
+                print(f"warning: the lock of {self.lock.files.shown} is no longer this driver's (its lease ran "
+                      f"out and another driver took it); finished runs are kept, a run may run twice",
+                      file=sys.stderr, flush=True)
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def stale_reason(holder: Mapping[str, Any], me: Mapping[str, Any], now: float | None = None) -> str:
+    """Why a remote lock held by `holder` may be taken over by `me` ("" when it may not): an
+    earlier run of the same Slurm job, a lease not renewed in time, a process gone (same host)."""
+    now = time.time() if now is None else now
+    job = holder.get("slurm_job_id")
+    if job and job == me.get("slurm_job_id") and holder.get("slurm_cluster", "") == me.get("slurm_cluster", ""):
+        return f"an earlier run of Slurm job {job} (requeued)"
+    renewed, lease = holder.get("renewed_at"), holder.get("lease_s")
+    if isinstance(renewed, (int, float)) and isinstance(lease, (int, float)) and now - renewed > lease:
+        return f"its lease ran out {now - renewed - lease:.0f} s ago"
+    if holder.get("host") == me.get("host") and not alive(holder):
+        return "its process is gone"
+    return ""
 
 
 def _held_message(shown: str, holder: Mapping[str, Any]) -> str:

@@ -213,7 +213,8 @@ def _note_takeover(stale: dict, echo: Callable[[str], None]) -> None:
     elif stale.get("forced"):
         echo(f"note: took over the lock of pid {stale.get('pid')} on {stale.get('host')} (--force-unlock)")
     elif stale.get("stale"):
-        echo(f"note: took over a stale lock of pid {stale.get('pid')} (that driver is gone)")
+        why = stale["stale"] if isinstance(stale["stale"], str) else "that driver is gone"
+        echo(f"note: took over a stale lock of pid {stale.get('pid')} on {stale.get('host')} ({why})")
 
 
 def _prepare(spec, store, options, echo, runs) -> tuple[Plan, list[str]]:

@@ -104,3 +104,95 @@ def test_a_run_file_written_before_the_digest_still_verifies(tmp_path):
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist([{"run_id": "old", "status": "completed"}]), buf, write_page_checksum=True)
     verify_parquet("old.parquet", buf.getvalue())
+
+
+# ----------------------------------------------------------------------------- the lock on S3: a lease
+
+
+def _foreign_lock(s3, uri_path: str, **fields) -> None:
+    """A lock as a driver on another host writes it (containers may share the hostname, so the
+    host says nothing): its pid means nothing here."""
+    import json
+    import time as _time
+    now = _time.time()
+    lock = {"pid": 4242, "host": "node-elsewhere", "started_at": now - 300, "renewed_at": now, "lease_s": 90.0,
+            "proc_start": "1", "token": "theirs", **fields}
+    s3.client.put_object(Bucket=s3.bucket, Key=f"{uri_path}/.lock", Body=json.dumps(lock).encode())
+
+
+@pytest.mark.parametrize("fields, env, taken, why", [
+    ({}, {}, False, ""),                                                           # a live driver elsewhere
+    ({"renewed_at": 0.0}, {}, True, "lease ran out"),                              # not renewed for ages: gone
+    ({"slurm_job_id": "77", "slurm_cluster": "c"}, {"SLURM_JOB_ID": "77", "SLURM_CLUSTER_NAME": "c"}, True,
+     "an earlier run of Slurm job 77 (requeued)"),                                 # this job, requeued elsewhere
+    ({"slurm_job_id": "77", "slurm_cluster": "c"}, {"SLURM_JOB_ID": "78", "SLURM_CLUSTER_NAME": "c"}, False, ""),
+    ({"slurm_job_id": "77", "slurm_cluster": "c"}, {"SLURM_JOB_ID": "77", "SLURM_CLUSTER_NAME": "d"}, False, ""),
+    ({"renewed_at": None, "lease_s": None}, {}, False, ""),                         # written before leases: refused
+])
+def test_a_lock_on_s3_is_a_lease_and_a_requeued_slurm_job_takes_over_its_own(s3, monkeypatch, fields, env, taken, why):
+    """A requeued job lands on another host: it must take over its own job's lock (the same
+    SLURM_JOB_ID on the same cluster) instead of exiting 3; a lock that its driver stopped
+    renewing is stale wherever it was taken; a live driver's lock elsewhere is refused."""
+    for key in ("SLURM_JOB_ID", "SLURM_CLUSTER_NAME"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    name = f"lease-{abs(hash((str(fields), str(env)))) % 10**8}"
+    _foreign_lock(s3, f"{s3.bucket}/{name}/syn".split("/", 1)[1], **fields)
+    store = SweepStore(s3.uri(f"{name}/syn"))
+    if not taken:
+        with pytest.raises(LockError, match="is being run by pid 4242 on node-elsewhere"):
+            store.acquire_lock()
+        return
+    previous = store.acquire_lock()
+    try:
+        assert previous["stale"] and why in previous["stale"], previous
+        mine = store.lock_holder()
+        assert mine["token"] != "theirs" and mine.get("slurm_job_id") == env.get("SLURM_JOB_ID")
+    finally:
+        store.release_lock()
+    assert store.lock_holder() is None
+
+
+def test_a_live_driver_renews_its_lease_and_one_that_stops_renewing_goes_stale(s3):
+    """With a 1.5 s lease renewed every 0.3 s, the lock stays another driver's for 3 s; once
+    its renewals stop (a driver SIGKILLed on another host: simulated by stopping the renewer)
+    it is stale after the lease and is taken over."""
+    import time as _time
+
+    from symsweep._lock import StoreLock
+    uri = s3.uri("renew/syn")
+    first = SweepStore(uri)
+    first.lock = StoreLock(first, lease_s=1.5, renew_s=0.3)
+    first.acquire_lock()
+    try:
+        started = first.lock_holder()["renewed_at"]
+        _time.sleep(3.0)
+        later = SweepStore(uri).lock_holder()
+        assert later["renewed_at"] > started + 2 and not later.get("stale"), later
+        first.lock._renewer.stop()  # the driver is gone: nobody renews
+        second = SweepStore(uri)
+        with pytest.raises(LockError):  # still within its lease (the host is this one, the pid alive)
+            second.acquire_lock()
+        _time.sleep(2.0)
+        previous = second.acquire_lock()
+        assert "lease ran out" in previous["stale"]
+        second.release_lock()
+    finally:
+        first.lock._token = None  # its lock was taken over: nothing of first's to release
+        first.release_lock()
+
+
+def test_a_store_holding_a_lock_travels_to_workers_without_it(s3):
+    """The store goes to every trial with the runner (pickled): its lock's renewer thread must
+    not (Tune could not pickle the trainable), and a worker's copy holds nothing to release."""
+    import pickle
+    store = SweepStore(s3.uri("pickled/syn"))
+    store.acquire_lock()
+    try:
+        copy = pickle.loads(pickle.dumps(store))
+        assert copy.lock._token is None and copy.lock._renewer is None
+        copy.release_lock()  # releases nothing: the driver's lock stays
+        assert store.lock_holder()["token"] == store.lock._token
+    finally:
+        store.release_lock()
