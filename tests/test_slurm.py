@@ -370,3 +370,71 @@ def test_a_bad_spec_or_results_location_fails_the_job_in_one_line(slurm, tmp_pat
         assert "Traceback" not in text, text
     assert "sedes" in (tmp_path / "spec.out").read_text()
     assert not (tmp_path / "res").exists() and a_file.read_text() == ""
+
+
+def test_two_jobs_on_one_node_each_run_their_own_ray(slurm, tmp_path):
+    """Two one-CPU jobs share node n1: every port Ray binds there must be the job's own (the
+    dashboard agent's default 52365 and the worker range 10002-19999 were shared)."""
+    spec = _spec(tmp_path, sleep=3, seeds=4)
+    jobs = [slurm.submit(spec, tmp_path / f"res{i}", tmp_path / f"job{i}.out", "--nodes=1", "--nodelist=n1",
+                         "--cpus-per-task=1") for i in (0, 1)]
+    infos = [slurm.wait_job(job) for job in jobs]
+    for i, info in enumerate(infos):
+        text = (tmp_path / f"job{i}.out").read_text()
+        assert info["JobState"] == "COMPLETED" and info["NodeList"] == "n1", (info, text)
+        assert "done: 4 completed, 0 failed, 0 diverged, 0 pending" in text, text
+    first, second = (assert_ran_once(tmp_path / f"res{i}" / "slu", 4) for i in (0, 1))
+    # they ran at the same time, on the same node
+    assert first["started_at"].min() < second["finished_at"].max() and second["started_at"].min() < \
+        first["finished_at"].max()
+
+
+def _driver_of(job: str) -> int:
+    """The pid of job `job`'s sweep driver (its environment says which job it belongs to)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            environ = open(f"/proc/{entry}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if b"symsweep.cli" in cmdline and b"run" in cmdline and f"SLURM_JOB_ID={job}".encode() in environ:
+            return int(entry)
+    raise LookupError(f"no driver of job {job}")
+
+
+def test_a_job_requeued_onto_the_other_node_takes_over_its_own_lock_on_s3(slurm, s3, tmp_path):
+    """A node fails mid-sweep: the driver dies holding its lock on S3 (SIGKILL). The job is
+    requeued and lands on the other node, another host: it takes over its own job's lock (the
+    same SLURM_JOB_ID) at once, where it used to exit 3, and resumes the sweep."""
+    import json
+    spec, out = _spec(tmp_path, sleep=2, seeds=10), tmp_path / "job.out"
+    results = s3.uri("slurm-requeue")
+    sweep = f"{results}/slu"
+    job = slurm.submit(spec, results, out, "--nodes=1", "--nodelist=n1")
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        try:
+            if len(ledger(sweep)) >= 2:
+                break
+        except Exception:  # noqa: BLE001 - nothing written yet
+            pass
+        time.sleep(0.5)
+    os.kill(_driver_of(job), signal.SIGKILL)
+    assert slurm.wait_job(job, timeout_s=120)["JobState"] == "FAILED"
+    # the lock its driver left, as the lost node wrote it: another host's, its lease fresh
+    key = "slurm-requeue/slu/.lock"
+    lock = json.loads(s3.client.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
+    assert lock["slurm_job_id"] == job and lock["slurm_cluster"] == "symsweep-test", lock
+    lock.update(host="lost-node", renewed_at=time.time())
+    s3.client.put_object(Bucket=s3.bucket, Key=key, Body=json.dumps(lock).encode())
+    slurm.cmd("scontrol", "requeuehold", job)
+    slurm.cmd("scontrol", "update", f"JobId={job}", "ReqNodeList=n2")  # the lost node is n1
+    slurm.cmd("scontrol", "release", job)
+    info = slurm.wait_job(job, timeout_s=300)
+    text = out.read_text()
+    assert info["JobState"] == "COMPLETED" and info["BatchHost"] == "n2", (info, text)
+    assert f"an earlier run of Slurm job {job} (requeued)" in text, text
+    assert "done: 10 completed, 0 failed, 0 diverged, 0 pending" in text, text
+    assert_ran_once(sweep, 10)
