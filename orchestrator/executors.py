@@ -136,9 +136,12 @@ class RayExecutor:
             return
         if self.address:
             _check_reachable(self.address)
-        elif self.resources.cpus > (self.num_cpus or os.cpu_count() or 1):
+        elif self.num_cpus is None:  # the CPUs this process may use (affinity, cgroup quota), as plan says
+            from symsweep._machine import usable_cpus
+            self.num_cpus = usable_cpus()[0]
+        if not self.address and self.resources.cpus > self.num_cpus:
             raise ClusterError(f"resources.cpus={self.resources.cpus:g} per trial, but the embedded Ray has "
-                               f"{self.num_cpus or os.cpu_count()} CPUs: lower resources.cpus or raise --num-cpus")
+                               f"{self.num_cpus} CPUs: lower resources.cpus or raise --num-cpus")
         import ray
 
         if not ray.is_initialized():

@@ -9,8 +9,10 @@ The estimate comes from measured durations, never from a guess:
   (deleted afterwards), scaled to the real budget by the task's cost model (`Task.cost`).
 
 What is estimated is the runs' own time: the sum of the `duration_s` the runs to do would
-record. Wall time is that spread over the trials that fit at once on this machine; Ray's
-start-up and its bookkeeping per trial (about a second) come on top.
+record. Wall time is a schedule: the trials, in the order `run` submits them, each started
+on the first slot that frees up (as Tune starts trials), over the slots this machine has
+(its usable CPUs: affinity and cgroup quota, and GPUs, divided by a trial's resources).
+Ray's start-up and its bookkeeping per trial (about a second) come on top.
 """
 from __future__ import annotations
 
@@ -114,8 +116,10 @@ def calibrate(spec_path: str, overrides: list[str], spec: SweepSpec, data_root: 
     budget may swap for a bundled one that the cost model cannot scale from)."""
     from symsweep.executors import make_executor
     from symsweep.sweep import RunOptions, run_sweep
+    import dataclasses
     smoke_set = smoke_overrides(spec) + list(extra)
-    smoke = load_spec(spec_path, list(overrides) + smoke_set)
+    # a plan writes nothing: its smoke runs are mirrored to no tracker (MLflow kept two runs)
+    smoke = dataclasses.replace(load_spec(spec_path, list(overrides) + smoke_set), tracking={})
     root = tempfile.mkdtemp(prefix="symsweep-calibrate-")
     try:
         location = sweep_location(root, smoke.name)
@@ -146,8 +150,10 @@ class CalibrationFailed(RuntimeError):
 
 
 def slots_here(spec: SweepSpec) -> tuple[int, str]:
-    """How many trials fit at once on this machine, and its resources in words."""
-    cpus = os.cpu_count() or 1
+    """How many trials fit at once on this machine, and its resources in words (the CPUs this
+    process may use: its affinity and cgroup quota, not the machine's count)."""
+    from symsweep._machine import usable_cpus
+    cpus, why = usable_cpus()
     res = spec.resources
     slots = math.inf if res.cpus == 0 else max(int(cpus // res.cpus), 0)
     gpus = 0
@@ -158,7 +164,7 @@ def slots_here(spec: SweepSpec) -> tuple[int, str]:
         except ImportError:
             gpus = 0
         slots = min(slots, int(gpus // res.gpus) if gpus else 0)
-    words = f"{cpus} CPUs" + (f", {gpus} GPUs" if res.gpus > 0 else "")
+    words = f"{cpus} CPUs" + (f" by its {why}" if why else "") + (f", {gpus} GPUs" if res.gpus > 0 else "")
     return (0 if slots == math.inf else int(slots)), words
 
 
@@ -169,10 +175,20 @@ def run_seconds(rate: Rate, spec: SweepSpec, runs: list[RunSpec]) -> list[float]
 
 
 def wall_seconds(rate: Rate, spec: SweepSpec, runs: list[RunSpec], slots: int) -> float:
-    """The runs' time spread over `slots` trials at once; never less than the longest trial."""
+    """When the last trial ends: the trials in submission order, each on the first free slot."""
     each = dict(zip((r.run_id for r in runs), run_seconds(rate, spec, runs)))
-    longest = max((sum(each[rid] for rid, _ in t.runs) for t in pack(runs, spec.runs_per_trial, {})), default=0.0)
-    return max(sum(each.values()) / max(slots, 1), longest)
+    trials = [sum(each[rid] for rid, _ in t.runs) for t in pack(runs, spec.runs_per_trial, {})]
+    return schedule_end(trials, slots)
+
+
+def schedule_end(durations: list[float], slots: int) -> float:
+    """The end of a list schedule: jobs in order, each started on the slot that frees first
+    (17 one-hour trials on 16 slots end after 2 h, not 17/16 h)."""
+    import heapq
+    free = [0.0] * max(1, min(slots, len(durations)) if durations else 1)
+    for d in durations:
+        heapq.heappush(free, heapq.heappop(free) + d)
+    return max(free)
 
 
 def duration(seconds: float) -> str:

@@ -88,3 +88,43 @@ def test_a_bad_key_fails_as_run_does(cli, write_spec, tmp_path):
         assert res.returncode == 2, (command, res.stdout, res.stderr)
         assert len(res.stderr.strip().splitlines()) == 1 and "stpes" in res.stderr, res.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_the_wall_estimate_is_a_schedule_not_an_average():
+    from symsweep.plan import schedule_end
+    assert schedule_end([3600.0] * 17, 16) == 7200.0  # the 17th trial waits for a slot: 2 h, not 64 min
+    assert schedule_end([10.0, 1.0, 1.0, 1.0], 2) == 10.0
+    assert schedule_end([1.0] * 4, 2) == 2.0 and schedule_end([], 4) == 0.0
+
+
+def test_slots_follow_the_cpus_this_process_may_use(tmp_path, monkeypatch):
+    """`taskset -c 0` (affinity) or a container's CPU quota leave fewer CPUs than the machine
+    has: plan counts those, as the embedded Ray does."""
+    from symsweep import _machine
+    cgroup = tmp_path / "cg"
+    cgroup.mkdir()
+    (cgroup / "cpu.max").write_text("max 100000\n")
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert _machine.usable_cpus(str(cgroup)) == (1, "CPU affinity (the machine has 8)")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    (cgroup / "cpu.max").write_text("250000 100000\n")  # docker --cpus 2.5
+    assert _machine.usable_cpus(str(cgroup)) == (3, "cgroup CPU quota (the machine has 8)")
+    (cgroup / "cpu.max").write_text("max 100000\n")
+    assert _machine.usable_cpus(str(cgroup)) == (8, "")
+
+
+def test_plan_under_taskset_counts_one_cpu(cli, write_spec, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    if not shutil.which("taskset"):
+        import pytest
+        pytest.skip("no taskset here")
+    spec = write_spec(SPEC)
+    res = subprocess.run(["taskset", "-c", "0", sys.executable, "-m", "symsweep.cli", "plan", str(spec), "--results",
+                          str(tmp_path / "results")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "this machine (1 CPUs by its CPU affinity" in res.stdout and "runs 1 trial at once" in res.stdout, res.stdout
