@@ -17,7 +17,6 @@ Ray's start-up and its bookkeeping per trial (about a second) come on top.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
