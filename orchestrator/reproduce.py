@@ -4,30 +4,51 @@ A claims file (YAML: a list of claims; the paper's is `tasks/claims.yaml`, regis
 `symsweep.claims` entry-point group) says, per claim, what the paper states and measured, which sweeps test it
 (best first: the paper's scale, then smaller stand-ins), what to read and the rule that
 turns it into a verdict. `symsweep reproduce RESULTS` reads whatever sweeps exist under
-RESULTS and writes one row per claim and sweep found:
+RESULTS and writes one row per claim and sweep found. A verdict never claims more than its
+intervals:
 
-    reproduced      the rule holds with the statistic's interval on the claimed side
-    partly          some of it holds (some settings, or the order in part)
-    not reproduced  none of it holds
-    not run         no results (the row names the spec to run) or no aggregate yet
+    reproduced      every part of the claim holds with its interval on the claimed side
+    contradicted    some part of it has its interval on the other side (at a level
+                    corrected for the number of parts, so that the false rate stays <= 2.5 %)
+    inconclusive    neither: intervals that span both sides, too few seeds, levels or
+                    baselines missing (the text says which)
+    not run         no results (the row names the spec to run), or no aggregate table of
+                    the runs the ledger holds now
 
 Rules (each on completed runs, restricted by `where`):
 - compare: `metric` of every level of `axis` against `baseline`, per group of the other
-  varying config columns (symsweep.compare). A setting supports the claim when the 95 %
-  Student-t interval of its difference (paired by seed where the seeds pair up) lies on the
-  `better` side of 0, contradicts it when it lies on the other side. All support:
-  reproduced; none: not reproduced; else partly. `step`: read the metric from the history
-  at that step (e.g. accuracy after the first epochs, for a convergence claim).
-- order: the levels of `by` ranked by `metric` (mean over seeds with its t-interval, or an
-  aggregate `table`'s column with its `ci_low`/`ci_high`), against the paper's `expected`
-  order (best first). The same order: reproduced; more pairs in the paper's order than
-  against it (Kendall's tau > 0): partly; else not reproduced. `also`: more metrics ranked
-  the same way and shown beside it (e.g. the RD without UMAP), not used for the verdict; an
-  aggregate table's `METRIC_ci_low`/`METRIC_ci_high` columns are that metric's interval.
-- fraction: the `compare` rule per `unit` (e.g. per PDE): a unit counts as improved when
-  every setting of it supports the claim. The Wilson interval of the fraction improved
-  reaching the paper's `fraction`: reproduced; below it but some improved: partly; none:
-  not reproduced.
+  varying config columns (symsweep.compare: a run meets the baseline runs equal to it on
+  every config field but the axis and the task's `unused_at_baseline`). A setting supports
+  the claim when the 95 % Student-t interval of its difference (paired by seed where the
+  seeds pair up; never narrower than the metric's measurement step allows) lies on the
+  `better` side of 0, and is against it when its interval at level 1 - 0.05 / k (k settings:
+  Bonferroni) lies on the other side. All support: reproduced (an intersection-union test:
+  each part at 2.5 % one-sided, so the whole at most 2.5 %); any against: contradicted; else
+  inconclusive. `step`: read the metric from the history at that step.
+- order: the levels of `by` (mean over seeds, or an aggregate `table`'s column with its
+  `ci_low`/`ci_high`) against the paper's `expected` order (best first). Each pair is judged
+  by the interval of its difference: from the runs, `difference_ci` (as compare); from a
+  table, the two levels' independent intervals combined (MOVER: each side's half-widths
+  in quadrature, rescaled to the level as normal quantiles; it assumes independent estimates
+  whose intervals are close to normal ones). Every level measured and every adjacent pair
+  of the paper's order separated on the claimed side (95 %): reproduced; some pair the paper
+  orders separated the other way (Bonferroni over the pairs): contradicted; else
+  inconclusive, naming the unresolved pairs. Ties are ties (`~`). Kendall's tau of the means
+  is shown, and decides nothing. `also`: more metrics ranked beside it (e.g. the RD without
+  UMAP), not used for the verdict, each with its own `METRIC_ci_low`/`METRIC_ci_high`
+  interval only. A table must record the runs it was computed from and they must be the
+  completed runs now (else "not run": `symsweep aggregate` again); the claim's `where`
+  filters the table's rows, and a table that does not split by a `where` field the runs
+  vary in is refused.
+- fraction: the `compare` rule per `unit` (e.g. per PDE): a unit is improved when every
+  setting of it supports the claim, worse when one is against it, undecided otherwise (a
+  unit without baseline runs among them: it stays in the denominator). Reproduced when the
+  Wilson interval of the fraction improved lies above `chance` (default 0.5: "most") and
+  reaches the paper's `fraction`; contradicted when even the units not shown worse cannot
+  reach it (the Wilson upper bound of their fraction is below the paper's); else inconclusive.
+
+The false-verdict rate of every rule under no effect, and its power at effects of the
+paper's size, are simulated by `bench/verdicts.py` (docs/statistics.md has the figures).
 """
 from __future__ import annotations
 
@@ -40,13 +61,16 @@ import numpy as np
 import pandas as pd
 from symsweep.errors import ClaimsError
 
-REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_RUN = "reproduced", "partly", "not reproduced", "not run"
+REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = "reproduced", "contradicted", "inconclusive", "not run"
+VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_RUN)
+ALPHA = 0.05
+"""Two-sided error of every interval a verdict reads (95 %); a family of k parts uses ALPHA / k."""
 RULES = ("compare", "order", "fraction")
 COMMON_KEYS = {"id", "figure", "claim", "paper", "paper_scale", "specs", "rule", "metric", "where", "scale"}
 RULE_KEYS = {
     "compare": ({"axis", "baseline", "better"}, {"step"}),
     "order": ({"by", "expected", "better"}, {"table", "also"}),
-    "fraction": ({"axis", "baseline", "better", "unit", "fraction"}, {"step"}),
+    "fraction": ({"axis", "baseline", "better", "unit", "fraction"}, {"step", "chance"}),
 }
 BEGIN, END = "<!-- symsweep reproduce: begin -->", "<!-- symsweep reproduce: end -->"
 
@@ -138,6 +162,9 @@ def load_claims(path: str | Path) -> list[Claim]:
             raise ClaimsError(f"{where}: also must be a list of metric names, got {also!r}")
         if rule == "fraction" and not (isinstance(entry["fraction"], (int, float)) and 0 < entry["fraction"] <= 1):
             raise ClaimsError(f"{where}: fraction must be a number in (0, 1], got {entry['fraction']!r}")
+        chance = entry.get("chance", 0.5)
+        if rule == "fraction" and not (isinstance(chance, (int, float)) and 0 <= chance < entry["fraction"]):
+            raise ClaimsError(f"{where}: chance must be a number in [0, fraction), got {chance!r}")
         if not isinstance(entry.get("where", {}), dict):
             raise ClaimsError(f"{where}: where must be a mapping of config field -> value")
         options = {k: entry[k] for k in required | optional if k in entry}
@@ -171,18 +198,35 @@ def evaluate(claims: list[Claim], results: str) -> list[Row]:
 
 
 def _evaluate_one(claim: Claim, spec: str, store) -> Row:
-    runs = _restrict(store.read_runs(), claim.where)
-    done = runs[runs["status"] == "completed"] if "status" in runs else runs
+    from symsweep.stats import completed
+    every = store.read_runs()
+    done = completed(_restrict(every, claim.where))
     scale = _scale(done, claim.scale) + _progress(store, done, claim.where)
     if done.empty:
         return Row(claim, spec, NOT_RUN, "no completed runs yet", scale)
     if claim.options.get("step") is not None:
         done = _metric_at_step(store, done, claim.metric, int(claim.options["step"]))
-    if claim.rule == "order":
-        verdict, measured = _order(claim, done, store)
-    else:
-        verdict, measured = _compare(claim, done)
-    return Row(claim, spec, verdict, measured, scale)
+    table = None
+    if claim.rule == "order" and claim.options.get("table"):
+        table, problem = _checked_table(claim, store, completed(every))
+        if problem:
+            return Row(claim, spec, *problem, scale)
+    return Row(claim, spec, *judge(claim, done, table), scale)
+
+
+def judge(claim: Claim, done: pd.DataFrame, table: pd.DataFrame | None = None) -> tuple[str, str]:
+    """(verdict, measured) of one claim on completed runs (a runs table: cfg_ columns, seed,
+    metric_ columns), and for an order claim that names a `table`, that aggregate table (read,
+    checked fresh and filtered by `_checked_table`). No store: bench/verdicts.py simulates the
+    rules through here."""
+    if claim.rule != "order":
+        return _compare(claim, done)
+    verdict, measured, tau = _order_one(claim, claim.metric, done, table)
+    if tau is not None:
+        for extra in claim.options.get("also") or ():
+            _, text, _ = _order_one(claim, str(extra), done, table)
+            measured += f"; also {extra} (not used for the verdict): {text}"
+    return verdict, measured
 
 
 def _restrict(runs: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
@@ -199,23 +243,64 @@ def _metric_at_step(store, runs: pd.DataFrame, metric: str, step: int) -> pd.Dat
     return runs.assign(**{f"metric_{metric}": runs["run_id"].map(at)})
 
 
-def _compare(claim: Claim, done: pd.DataFrame) -> tuple[str, str]:
-    from symsweep.compare import comparison_table
+# ----------------------------------------------------------------------------- compare, fraction
+
+SUPPORTS, AGAINST, UNDECIDED, FEW_SEEDS, NO_BASELINE = "supports", "against", "undecided", "too few seeds", "no baseline"
+
+
+def judge_settings(claim: Claim, done: pd.DataFrame, family: Any = None) -> pd.DataFrame:
+    """The comparison table of a compare or fraction claim with a `state` per setting:
+    supports (95 % interval of the difference on the claimed side), against (its interval at
+    the family's Bonferroni level on the other side), undecided, too few seeds (no interval),
+    no baseline. `family`: a column whose groups are the families (a fraction's unit); None:
+    every setting is one family."""
+    from symsweep.compare import comparison_table, unused_fields
     o = claim.options
-    table = comparison_table(done, {o["axis"]: o["baseline"]}, [claim.metric])
+    base = {o["axis"]: o["baseline"]}
+    unused = unused_fields(done, base)  # the sweep's task says which fields mean nothing at the baseline
+    table = comparison_table(done, base, [claim.metric], unused)
+    if table.empty:
+        return table
+    sizes = table.groupby(family)[family].transform("size") if family in table else pd.Series(len(table), table.index)
+    strict = {k: comparison_table(done, base, [claim.metric], unused, ci_level=1 - ALPHA / k)
+              for k in sorted(set(sizes)) if k > 1}
+    sign = 1.0 if o["better"] == "higher" else -1.0
+    states = []
+    for i, r in table.iterrows():
+        low, high = sorted((sign * r["delta_ci_low"], sign * r["delta_ci_high"]))
+        s = strict[sizes[i]].loc[i] if sizes[i] > 1 else r
+        strict_high = max(sign * s["delta_ci_low"], sign * s["delta_ci_high"])
+        if r["n_base"] == 0:
+            states.append(NO_BASELINE)
+        elif low != low:
+            states.append(FEW_SEEDS)
+        elif low > 0:
+            states.append(SUPPORTS)
+        elif strict_high < 0:
+            states.append(AGAINST)
+        else:
+            states.append(UNDECIDED)
+    return table.assign(state=states)
+
+
+def _compare(claim: Claim, done: pd.DataFrame) -> tuple[str, str]:
+    o = claim.options
+    if claim.rule == "fraction" and f"cfg_{o['unit']}" not in done:
+        return NOT_RUN, f"the sweep does not vary {o['unit']!r}"
+    table = judge_settings(claim, done, o["unit"] if claim.rule == "fraction" else None)
     if table.empty:
         return NOT_RUN, f"no completed runs of both {o['axis']} = {o['baseline']!r} and another level"
-    low, high = table["delta_ci_low"].to_numpy(float), table["delta_ci_high"].to_numpy(float)
-    if o["better"] == "lower":
-        low, high = -high, -low  # "better" is now "above 0" either way
-    table = table.assign(side=np.where(low > 0, 1, np.where(high < 0, -1, 0)))
-    side = table["side"].to_numpy()
     if claim.rule == "fraction":
+        if o["unit"] not in table:  # one unit in the sweep: not a varying column of the table
+            table = table.assign(**{o["unit"]: str(done[f"cfg_{o['unit']}"].iloc[0])})
         return _fraction(claim, table)
-    n, supports, against = len(table), int((side == 1).sum()), int((side == -1).sum())
-    verdict = REPRODUCED if supports == n else NOT_REPRODUCED if supports == 0 else PARTLY
+    state = table["state"]
+    n, supports, against = len(table), int((state == SUPPORTS).sum()), int((state == AGAINST).sum())
+    verdict = REPRODUCED if supports == n else CONTRADICTED if against else INCONCLUSIVE
+    counts = ", ".join(f"{int((state == s).sum())} {s}" for s in (UNDECIDED, FEW_SEEDS, NO_BASELINE) if (state == s).any())
     head = (f"{supports} of {n} settings {o['better']} than {o['axis']} = {o['baseline']} "
-            f"(95 % interval of the difference on that side), {against} on the other side")
+            f"(95 % interval of the difference on that side), {against} on the other side"
+            + (f" (at 1 - 0.05/{n})" if n > 1 else "") + (f"; {counts}" if counts else ""))
     return verdict, head + "; " + _pairs_text(table, o["axis"])
 
 
@@ -224,6 +309,9 @@ def _pairs_text(table: pd.DataFrame, axis: str, most: int = 6) -> str:
     parts = []
     for _, r in table.head(most).iterrows():
         label = ", ".join([f"{g} {r[g]}" for g in groups] + [f"{axis} {r['level']}"])
+        if r["n_base"] == 0:
+            parts.append(f"{label}: {_num(r['mean'])}, no baseline runs with the same config, n {int(r['n'])}")
+            continue
         parts.append(f"{label}: {_num(r['mean'])} vs {_num(r['mean_base'])}, "
                      f"Δ {_num(r['delta'], signed=True)} [{_num(r['delta_ci_low'], True)}, "
                      f"{_num(r['delta_ci_high'], True)}], n {int(r['n'])}/{int(r['n_base'])}")
@@ -234,81 +322,191 @@ def _pairs_text(table: pd.DataFrame, axis: str, most: int = 6) -> str:
 def _fraction(claim: Claim, table: pd.DataFrame) -> tuple[str, str]:
     from symsweep.stats import proportion_ci
     unit = claim.options["unit"]
-    if unit not in table:
-        return NOT_RUN, f"the sweep does not vary {unit!r}"
-    per_unit = table.groupby(unit)["side"].agg(lambda s: bool((s == 1).all()))
-    k, n = int(per_unit.sum()), len(per_unit)
+    per_unit = table.groupby(unit)["state"].agg(
+        lambda s: "improved" if (s == SUPPORTS).all() else "worse" if (s == AGAINST).any()
+        else NO_BASELINE if (s == NO_BASELINE).all() else "undecided")
+    n = len(per_unit)
+    k, worse = int((per_unit == "improved").sum()), int((per_unit == "worse").sum())
     low, high = proportion_ci(k, n)
-    target = float(claim.options["fraction"])
-    verdict = REPRODUCED if high >= target else PARTLY if k > 0 else NOT_REPRODUCED
-    improved = ", ".join(str(u) for u, ok in per_unit.items() if ok) or "none"
-    return verdict, (f"improved on {k} of {n} {unit}s: {k / n:.2f}, Wilson 95 % [{low:.2f}, {high:.2f}] "
-                     f"(paper: {target:.2f}); improved: {improved}")
+    _, high_not_worse = proportion_ci(n - worse, n)
+    target, chance = float(claim.options["fraction"]), float(claim.options.get("chance", 0.5))
+    verdict = (REPRODUCED if low > chance and high >= target else
+               CONTRADICTED if high_not_worse < target else INCONCLUSIVE)
+
+    def names(state: str) -> str:
+        return ", ".join(str(u) for u, s in per_unit.items() if s == state) or "none"
+    text = (f"improved on {k} of {n} {unit}s: {k / n:.2f}, Wilson 95 % [{low:.2f}, {high:.2f}] (paper: {target:.2f}; "
+            f"reproduced needs the interval above {chance:.2f} and reaching {target:.2f}); worse on {worse}: "
+            f"not-worse fraction at most {high_not_worse:.2f}; improved: {names('improved')}; worse: {names('worse')}")
+    if (per_unit == NO_BASELINE).any():
+        text += f"; no baseline: {names(NO_BASELINE)}"
+    return verdict, text
 
 
-def _order(claim: Claim, done: pd.DataFrame, store) -> tuple[str, str]:
-    table = None
-    if claim.options.get("table"):  # read once for the verdict's metric and every `also`
-        try:
-            table = store.read_aggregate(claim.options["table"])
-        except (OSError, ValueError):
-            return NOT_RUN, f"no `{claim.options['table']}` table yet: run `symsweep aggregate` on the sweep"
-    verdict, measured, tau = _order_one(claim, claim.metric, done, table)
-    if tau is None:
-        return verdict, measured
-    for extra in claim.options.get("also") or ():
-        _, text, _ = _order_one(claim, str(extra), done, table)
-        measured += f"; also {extra} (not used for the verdict): {text}"
-    return verdict, measured
+# ----------------------------------------------------------------------------- order
+
+
+def _checked_table(claim: Claim, store, every: pd.DataFrame) -> tuple[pd.DataFrame | None, tuple[str, str] | None]:
+    """(table, None), or (None, (verdict, why)) when the claim's aggregate table cannot be read
+    for a verdict: missing or stale ("not run"), or not split by a `where` field ("inconclusive")."""
+    name = claim.options["table"]
+    try:
+        arrow = store.read_aggregate_arrow(name)
+    except (OSError, ValueError):
+        return None, (NOT_RUN, f"no `{name}` table yet: run `symsweep aggregate` on the sweep")
+    problem = _stale(store, arrow, name, every)
+    if problem:
+        return None, (NOT_RUN, problem)
+    table, problem = _where_on_table(arrow.to_pandas(), claim.where, every, name)
+    return (None, (INCONCLUSIVE, problem)) if problem else (table, None)
+
+
+def _stale(store, arrow, name: str, every: pd.DataFrame) -> str:
+    """Why an aggregate table cannot be read for a verdict ("" when it can): it must record the
+    runs it was computed from (store.runs_fingerprint), and they must be the completed runs now."""
+    from symsweep.store import runs_fingerprint
+    recorded, now = store.aggregate_sources(arrow), runs_fingerprint(every)
+    if recorded is None:
+        return (f"the `{name}` table does not record the runs it was computed from (written by an older "
+                f"symsweep or by hand): run `symsweep aggregate` on the sweep")
+    if recorded != now:
+        return (f"the `{name}` table is stale: computed from {recorded.get('completed')} completed runs, the ledger "
+                f"now holds {now['completed']} (or other ones): run `symsweep aggregate` on the sweep")
+    return ""
+
+
+def _where_on_table(table: pd.DataFrame, where: Mapping[str, Any], every: pd.DataFrame,
+                    name: str) -> tuple[pd.DataFrame, str]:
+    """The claim's `where` applied to an aggregate table's rows; a field the table does not
+    split by is fine only when every completed run already holds the wanted value."""
+    from symsweep.stats import level_mask
+    for key, value in where.items():
+        if key in table:
+            table = table[level_mask(table[key], value)]
+        elif f"cfg_{key}" not in every or not level_mask(every[f"cfg_{key}"], value).all():
+            return table, (f"the `{name}` table does not split by {key}, and the sweep's runs are not all "
+                           f"{key} = {value}: the claim's where cannot be applied to it")
+    return table, ""
+
+
+class _Levels:
+    """One metric's estimate per level of `by`, and the interval of the difference of two levels:
+    from the runs (per-seed values; stats.difference_ci) or from an aggregate table (value and an
+    interval per level; MOVER)."""
+
+    def __init__(self, values: dict[str, float], samples: dict[str, pd.Series] | None = None,
+                 bounds: dict[str, tuple[float, float]] | None = None):
+        self.values, self.samples, self.bounds = values, samples, bounds
+
+    def interval(self, level: str) -> tuple[float, float]:
+        from symsweep.stats import mean_ci
+        if self.samples is not None:
+            return mean_ci(self.samples[level].to_numpy(float))
+        return self.bounds[level]
+
+    def difference(self, a: str, b: str, level: float) -> tuple[float, float]:
+        """Interval of value(a) - value(b) at `level` (nan, nan when there is none)."""
+        from symsweep.stats import difference_ci
+        if self.samples is not None:
+            low, high, _ = difference_ci(self.samples[b], self.samples[a], level)
+            return low, high
+        from scipy.stats import norm
+        scale = norm.ppf(0.5 + level / 2) / norm.ppf(1 - ALPHA / 2)
+        (la, ha), (lb, hb) = self.bounds[a], self.bounds[b]
+        va, vb = self.values[a], self.values[b]
+        d = va - vb
+        return (d - scale * math.hypot(va - la, hb - vb), d + scale * math.hypot(ha - va, vb - lb))
+
+
+def _levels(claim: Claim, metric: str, done: pd.DataFrame, table: pd.DataFrame | None) -> tuple[_Levels | None, str]:
+    o = claim.options
+    by = o["by"]
+    if table is not None:
+        if by not in table or metric not in table:
+            return None, f"the `{o['table']}` table has no {by!r} / {metric!r} column"
+        # a metric's own interval columns (rd_no_reduction_ci_low); the table's ci_low/ci_high
+        # belong to the claim's own metric only
+        own = (f"{metric}_ci_low", f"{metric}_ci_high")
+        cols = own if all(c in table for c in own) else ("ci_low", "ci_high") if metric == claim.metric else None
+        values, bounds = {}, {}
+        for _, r in table.iterrows():
+            v = pd.to_numeric(pd.Series([r[metric]]), errors="coerce").iloc[0]
+            if v == v:
+                values[str(r[by])] = float(v)
+                bounds[str(r[by])] = ((float(r[cols[0]]), float(r[cols[1]])) if cols and cols[0] in r
+                                      else (float("nan"), float("nan")))
+        return _Levels(values, bounds=bounds), ""
+    col = f"cfg_{by}"
+    if col not in done or f"metric_{metric}" not in done:
+        return None, f"the runs have no {by!r} / {metric!r} column"
+    samples = {}
+    for level, part in done.groupby(done[col].astype(str)):
+        values = pd.to_numeric(part[f"metric_{metric}"], errors="coerce")
+        values.index = part["seed"] if "seed" in part else range(len(part))
+        if values.notna().any():
+            samples[level] = values.dropna()
+    return _Levels({k: float(v.mean()) for k, v in samples.items()}, samples=samples), ""
 
 
 def _order_one(claim: Claim, metric: str, done: pd.DataFrame,
                table: pd.DataFrame | None) -> tuple[str, str, float | None]:
-    """(verdict, text, Kendall's tau) of the levels of `by` ranked by one metric, read from the
-    aggregate `table` when the claim names one, else from the runs; tau None when there is
-    nothing to rank (the verdict is then "not run")."""
-    from symsweep.stats import mean_ci
+    """(verdict, text, Kendall's tau) of the levels of `by` against the paper's order by one
+    metric; tau None when there is nothing to rank (the verdict is then "not run")."""
     o = claim.options
-    by, expected = o["by"], [str(v) for v in o["expected"]]
-    if table is not None:
-        if by not in table or metric not in table:
-            return NOT_RUN, f"the `{o['table']}` table has no {by!r} / {metric!r} column", None
-        # a metric's own interval columns (rd_no_reduction_ci_low), else the table's (ci_low)
-        low = f"{metric}_ci_low" if f"{metric}_ci_low" in table else "ci_low"
-        high = f"{metric}_ci_high" if f"{metric}_ci_high" in table else "ci_high"
-        stats = pd.DataFrame({"level": table[by].astype(str), "value": table[metric],
-                              "low": table.get(low, np.nan), "high": table.get(high, np.nan)})
-    else:
-        col = f"cfg_{by}"
-        if col not in done or f"metric_{metric}" not in done:
-            return NOT_RUN, f"the runs have no {by!r} / {metric!r} column", None
-        rows = []
-        for level, part in done.groupby(done[col].astype(str)):
-            values = pd.to_numeric(part[f"metric_{metric}"], errors="coerce").dropna().to_numpy()
-            low, high = mean_ci(values)
-            rows.append({"level": level, "value": values.mean() if len(values) else np.nan, "low": low, "high": high})
-        stats = pd.DataFrame(rows)
-    stats = stats[stats["level"].isin(expected)].dropna(subset=["value"])
-    if len(stats) < 2:
+    expected = [str(v) for v in o["expected"]]
+    levels, problem = _levels(claim, metric, done, table)
+    if levels is None:
+        return NOT_RUN, problem, None
+    paper = [lv for lv in expected if lv in levels.values]
+    if len(paper) < 2:
         return NOT_RUN, f"fewer than two of {', '.join(expected)} measured", None
-    stats = stats.sort_values("value", ascending=o["better"] == "lower")
-    measured = stats["level"].tolist()
-    paper = [lv for lv in expected if lv in measured]
-    tau = _kendall(paper, measured)
-    verdict = REPRODUCED if measured == paper else PARTLY if tau > 0 else NOT_REPRODUCED
-    sep = " > " if o["better"] == "higher" else " < "
-    shown = sep.join(f"{r.level} {_num(r.value)}" + (f" [{_num(r.low)}, {_num(r.high)}]" if r.low == r.low else "")
-                     for r in stats.itertuples())
-    return verdict, f"{shown}; paper: {sep.join(paper)}; Kendall's tau {tau:+.2f}", tau
+    missing = [lv for lv in expected if lv not in levels.values]
+    sign = 1.0 if o["better"] == "higher" else -1.0
+
+    def separated(a: str, b: str, level: float = 1 - ALPHA) -> bool:
+        """a better than b with the interval of their difference on that side."""
+        low, high = (sign * x for x in levels.difference(a, b, level))
+        return min(low, high) > 0
+    pairs = [(a, b) for i, a in enumerate(paper) for b in paper[i + 1:]]
+    strict = 1 - ALPHA / len(pairs)
+    against = [(a, b) for a, b in pairs if separated(b, a, strict)]
+    unresolved = [(a, b) for a, b in zip(paper, paper[1:]) if not separated(a, b) and (a, b) not in against]
+    if against:
+        verdict = CONTRADICTED
+    elif not missing and not unresolved:
+        verdict = REPRODUCED
+    else:
+        verdict = INCONCLUSIVE
+    # shown best first by value; equal values keep the paper's order, and a pair whose
+    # difference's interval spans 0 is joined by "~", whatever its order
+    shown_order = sorted(paper, key=lambda lv: (-sign * levels.values[lv], paper.index(lv)))
+    better_sep = " > " if sign > 0 else " < "
+    text = ""
+    for i, lv in enumerate(shown_order):
+        if i:
+            text += better_sep if separated(shown_order[i - 1], lv) else " ~ "
+        low, high = levels.interval(lv)
+        text += f"{lv} {_num(levels.values[lv])}" + (f" [{_num(low)}, {_num(high)}]" if low == low else "")
+    tau = _kendall(paper, levels.values, sign)
+    text += f"; paper: {better_sep.join(paper)}"
+    if unresolved:
+        text += "; unresolved (95 % interval of the difference spans 0): " + ", ".join(f"{a} ~ {b}" for a, b in unresolved)
+    if against:
+        worse = " < " if sign > 0 else " > "
+        text += ("; against the paper: " + ", ".join(f"{a}{worse}{b}" for a, b in against)
+                 + f" (interval at 1 - 0.05/{len(pairs)} on the other side)")
+    if missing:
+        text += f"; levels missing: {', '.join(missing)}"
+    return verdict, text + f"; Kendall's tau of the means {tau:+.2f}", tau
 
 
-def _kendall(expected: list[str], measured: list[str]) -> float:
-    """Kendall's tau between two orders of the same items (+1 same order, -1 reversed)."""
-    pos = {v: i for i, v in enumerate(measured)}
+def _kendall(expected: list[str], values: Mapping[str, float], sign: float) -> float:
+    """Kendall's tau between the paper's order and the measured values (+1 same order, -1
+    reversed; a tie counts 0)."""
     pairs = [(a, b) for i, a in enumerate(expected) for b in expected[i + 1:]]
     if not pairs:
         return float("nan")
-    return sum(1 if pos[a] < pos[b] else -1 for a, b in pairs) / len(pairs)
+    return sum(float(np.sign(sign * (values[a] - values[b]))) for a, b in pairs) / len(pairs)
 
 
 def _scale(done: pd.DataFrame, fields: tuple[str, ...]) -> str:

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from symsweep.reproduce import BEGIN, END, evaluate, load_claims, markdown, write_table
-from symsweep.store import SweepStore
+from symsweep.reproduce import BEGIN, END, VERDICTS, evaluate, load_claims, markdown, write_table
+from symsweep.store import SweepStore, runs_fingerprint
 
 CLAIMS = """
 - id: up
@@ -85,9 +85,10 @@ def _verdicts(tmp_path: Path, results: Path) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("effects, verdict", [
     ({2: 0.05, 3: 0.04}, "reproduced"),         # both levels clearly better
-    ({2: 0.05, 3: 0.0}, "partly"),              # one better, one undecided
-    ({2: -0.05, 3: -0.04}, "not reproduced"),   # both worse
-    ({2: 0.0}, "not reproduced"),               # no difference: nothing supports the claim
+    ({2: 0.05, 3: 0.0}, "inconclusive"),        # one better, one undecided
+    ({2: 0.05, 3: -0.05}, "contradicted"),      # one better, one clearly worse: not every level improves
+    ({2: -0.05, 3: -0.04}, "contradicted"),     # both worse
+    ({2: 0.0}, "inconclusive"),                 # no difference: the interval spans 0
 ])
 def test_compare_verdicts(tmp_path, effects, verdict):
     _sweep(tmp_path / "res", "cmp", _compare_rows(effects))
@@ -96,8 +97,9 @@ def test_compare_verdicts(tmp_path, effects, verdict):
 
 @pytest.mark.parametrize("means, verdict", [
     ({"a": 0.9, "b": 0.8, "c": 0.7}, "reproduced"),
-    ({"a": 0.9, "b": 0.7, "c": 0.8}, "partly"),         # tau = +1/3
-    ({"a": 0.7, "b": 0.8, "c": 0.9}, "not reproduced"),  # reversed
+    ({"a": 0.9, "b": 0.7, "c": 0.8}, "contradicted"),   # b < c, separated: tau +1/3 does not rescue it
+    ({"a": 0.7, "b": 0.8, "c": 0.9}, "contradicted"),   # reversed
+    ({"a": 0.9, "b": 0.8, "c": 0.8}, "inconclusive"),   # b and c tied
 ])
 def test_order_verdicts(tmp_path, means, verdict):
     rng = np.random.default_rng(1)
@@ -123,17 +125,19 @@ def test_an_order_on_an_aggregate_table_shows_the_also_metrics_with_their_own_in
       better: higher
     """)
     _sweep(tmp_path / "res", "reps", [{"seed": s, "cfg_model": m} for m in "abc" for s in range(3)])
-    SweepStore(str(tmp_path / "res" / "reps")).write_aggregate("rd", pd.DataFrame({
+    store = SweepStore(str(tmp_path / "res" / "reps"))
+    store.write_aggregate("rd", pd.DataFrame({
         "model": ["a", "b", "c"], "rd": [0.3, 0.2, 0.1], "ci_low": [0.29, 0.19, 0.09], "ci_high": [0.31, 0.21, 0.11],
-        "rd_flat": [1.0, 3.0, 2.0], "rd_flat_ci_low": [0.5, 2.5, 1.5], "rd_flat_ci_high": [1.5, 3.5, 2.5]}))
+        "rd_flat": [1.0, 3.0, 2.0], "rd_flat_ci_low": [0.5, 2.5, 1.5], "rd_flat_ci_high": [1.5, 3.5, 2.5]}),
+        runs_fingerprint(store.read_runs()))
     (row,) = evaluate(load_claims(claims), str(tmp_path / "res"))
     assert row.verdict == "reproduced"
     main, also = row.measured.split("; also rd_flat (not used for the verdict): ")
     assert main.startswith("a 0.3 [0.29, 0.31] > b 0.2 [0.19, 0.21] > c 0.1 [0.09, 0.11]")
-    assert also.startswith("b 3 [2.5, 3.5] > c 2 [1.5, 2.5] > a 1 [0.5, 1.5]") and "tau -0.33" in also
+    assert also.startswith("b 3 [2.5, 3.5] > c 2 [1.5, 2.5] > a 1 [0.5, 1.5]") and "tau of the means -0.33" in also
 
 
-@pytest.mark.parametrize("improved, verdict", [(4, "reproduced"), (1, "partly"), (0, "not reproduced")])
+@pytest.mark.parametrize("improved, verdict", [(4, "reproduced"), (1, "contradicted"), (0, "contradicted")])
 def test_fraction_verdicts(tmp_path, improved, verdict):
     rng = np.random.default_rng(2)
     rows = []
@@ -220,5 +224,5 @@ def test_a_real_sweep_with_a_failed_run_is_shown_as_partial(tmp_path, cli):
     (row,) = evaluate(load_claims(claims), str(tmp_path / "res"))
     assert row.scale.startswith("4 runs; 2 seeds; steps 2, 8; sleep_s 0.0") and row.scale.endswith(
         "partial: 4 of 6 planned runs"), row.scale
-    assert row.verdict in ("reproduced", "partly", "not reproduced")
+    assert row.verdict in VERDICTS
     assert markdown([row]).rstrip().endswith("(so far: the sweep is partial) |")
