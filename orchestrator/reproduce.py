@@ -39,7 +39,10 @@ Rules (each on completed runs, restricted by `where`):
   interval only. A table must record the runs it was computed from and they must be the
   completed runs now (else "not run": `symsweep aggregate` again); the claim's `where`
   filters the table's rows, and a table that does not split by a `where` field the runs
-  vary in is refused.
+  vary in is refused. `states`: a table column holding the metric under several states of
+  a random choice the estimate depends on (the RD under several UMAP random states, the
+  headline's first): the verdict must come out the same under each (each state's value
+  with the headline's interval moved to it), else it is inconclusive.
 - fraction: the `compare` rule per `unit` (e.g. per PDE): a unit is improved when every
   setting of it supports the claim, worse when one is against it, undecided otherwise (a
   unit without baseline runs among them: it stays in the denominator). Reproduced when the
@@ -69,7 +72,7 @@ RULES = ("compare", "order", "fraction")
 COMMON_KEYS = {"id", "figure", "claim", "paper", "paper_scale", "specs", "rule", "metric", "where", "scale"}
 RULE_KEYS = {
     "compare": ({"axis", "baseline", "better"}, {"step"}),
-    "order": ({"by", "expected", "better"}, {"table", "also"}),
+    "order": ({"by", "expected", "better"}, {"table", "also", "states"}),
     "fraction": ({"axis", "baseline", "better", "unit", "fraction"}, {"step", "chance"}),
 }
 BEGIN, END = "<!-- symsweep reproduce: begin -->", "<!-- symsweep reproduce: end -->"
@@ -222,6 +225,8 @@ def judge(claim: Claim, done: pd.DataFrame, table: pd.DataFrame | None = None) -
     if claim.rule != "order":
         return _compare(claim, done)
     verdict, measured, tau = _order_one(claim, claim.metric, done, table)
+    if tau is not None and table is not None and claim.options.get("states"):
+        verdict, measured = _stable(claim, done, table, verdict, measured)
     if tau is not None:
         for extra in claim.options.get("also") or ():
             _, text, _ = _order_one(claim, str(extra), done, table)
@@ -498,6 +503,33 @@ def _order_one(claim: Claim, metric: str, done: pd.DataFrame,
     if missing:
         text += f"; levels missing: {', '.join(missing)}"
     return verdict, text + f"; Kendall's tau of the means {tau:+.2f}", tau
+
+
+def _stable(claim: Claim, done: pd.DataFrame, table: pd.DataFrame, verdict: str, measured: str) -> tuple[str, str]:
+    """The verdict under each state of the table's `states` column (a JSON list of the metric
+    per state, e.g. the RD under several UMAP random states, the headline's first), each state
+    with the headline's interval moved to its value. A verdict is kept only when every state
+    gives it; else inconclusive, with the count of each."""
+    import json
+    column, metric = claim.options["states"], claim.metric
+    if column not in table:
+        return verdict, measured + f"; no `{column}` column: stability under its states not checked"
+    per_row = [json.loads(v) if isinstance(v, str) else [] for v in table[column]]
+    k = min((len(v) for v in per_row), default=0)
+    if k < 2:
+        return verdict, measured
+    low_col, high_col = (f"{metric}_ci_low", f"{metric}_ci_high") if f"{metric}_ci_low" in table else ("ci_low", "ci_high")
+    verdicts = []
+    for i in range(k):
+        values = np.array([v[i] for v in per_row], dtype=float)
+        shift = values - table[metric].to_numpy(float)
+        moved = table.assign(**{metric: values, low_col: table[low_col] + shift, high_col: table[high_col] + shift})
+        verdicts.append(_order_one(claim, metric, done, moved)[0])
+    counts = ", ".join(f"{v} in {verdicts.count(v)}" for v in VERDICTS if v in verdicts)
+    if all(v == verdict for v in verdicts):
+        return verdict, measured + f"; the same verdict under each of {k} states of `{column}`"
+    return INCONCLUSIVE, (measured + f"; not stable under the states of `{column}`: {counts} of {k} (the headline "
+                          f"state's: {verdict}), so inconclusive")
 
 
 def _kendall(expected: list[str], values: Mapping[str, float], sign: float) -> float:

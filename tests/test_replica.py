@@ -1,6 +1,8 @@
 """Replica trainings (vectorized vs one-by-one) and the replica-distance metric."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,6 +180,11 @@ def test_digits_sweep_runs_and_aggregates_from_the_cli(cli, tmp_path):
     assert rd["note"].str.contains("UMAP reduced to 2 dimensions").all()
     assert (rd["rd_no_reduction_ci_low"] <= rd["rd_no_reduction"]).all() and (rd["rd_no_reduction"] > 0).all()
     assert (rd["rd_no_reduction"] <= rd["rd_no_reduction_ci_high"]).all()
+    # the RD under 5 UMAP random states, the headline's first; its spread beside the bootstrap
+    states = rd["rd_umap_states"].map(json.loads)
+    assert (states.map(len) == 5).all() and (states.map(lambda v: v[0]) == rd["rd"]).all()
+    assert (rd["rd_umap_min"] <= rd["rd"]).all() and (rd["rd"] <= rd["rd_umap_max"]).all()
+    assert (rd["rd_umap_sd"] >= 0).all() and (rd["umap_states"] == 5).all() and (rd["rd_mean_distance"] > 0).all()
     assert "blind to how far apart" in pd.read_parquet(folder / "rd_reading.parquet")["reading"].iloc[0]
     dens = pd.read_parquet(folder / "rd_density.parquet")
     assert set(dens["reduction"]) == {"umap", "none"}
@@ -199,3 +206,19 @@ def test_rd_settings_come_from_the_spec_and_are_validated():
         load_spec(REPO / "sweeps/replicas-digits.yaml", ["aggregate.reduction=pca"])
     with pytest.raises(SpecError, match="has no aggregation settings"):
         load_spec(REPO / "sweeps/quickstart.yaml", ["aggregate.bins=3"])
+
+
+def test_the_rd_under_other_umap_states_differs_only_by_umaps_randomness():
+    """umap_spread: the same replicas under UMAP random states umap_seed, +1, ...: the first is
+    the headline RD itself, the others are other embeddings of the same replicas."""
+    from symsweep.tasks.replica.distance import umap_spread
+    w = np.random.default_rng(3).normal(size=(12, 200))
+    settings = RDSettings(bootstrap=0, umap_states=3)
+    head = replica_distance(w, settings).rd
+    spread = umap_spread(w, settings, head)
+    values = json.loads(spread["rd_umap_states"])
+    assert len(values) == 3 and values[0] == head
+    assert values[1] == pytest.approx(replica_distance(w, RDSettings(bootstrap=0, umap_seed=1)).rd)
+    assert spread["rd_umap_min"] == min(values) and spread["rd_umap_max"] == max(values)
+    with pytest.raises(ValueError, match="umap_states must be >= 1"):
+        RDSettings(umap_states=0)

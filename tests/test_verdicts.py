@@ -299,3 +299,26 @@ def test_a_true_effect_of_the_papers_size_is_found_at_the_stated_power(case, see
     shares = _bench().simulate(case, seeds, effect=True, tables=tables, seed=12)
     assert shares.get("reproduced", 0.0) >= power, shares
     assert shares.get("contradicted", 0.0) == 0.0, shares
+
+
+def test_an_order_that_depends_on_umaps_random_state_is_inconclusive(tmp_path):
+    """Fig. 8B's RD rests on a UMAP embedding with a random state: the verdict must hold under
+    each state (the `states` column, the headline's first), else it is inconclusive."""
+    import json as _json
+
+    from symsweep.store import runs_fingerprint
+    store = _sweep(tmp_path / "res", "reps", [{"seed": s, "cfg_model": m} for m in "abc" for s in range(3)])
+    table = pd.DataFrame({"model": ["a", "b", "c"], "rd": [0.3, 0.2, 0.1], "ci_low": [0.29, 0.19, 0.09],
+                          "ci_high": [0.31, 0.21, 0.11]})
+    claim = RD.replace("also: [rd_flat],", "states: rd_umap_states,")
+    stable = [[0.3, 0.31, 0.29], [0.2, 0.21, 0.19], [0.1, 0.11, 0.09]]
+    store.write_aggregate("rd", table.assign(rd_umap_states=[_json.dumps(v) for v in stable]),
+                          runs_fingerprint(store.read_runs()))
+    row = _row(tmp_path, claim)
+    assert row.verdict == "reproduced" and "the same verdict under each of 3 states" in row.measured, row.measured
+    unstable = [[0.3, 0.1, 0.3], [0.2, 0.2, 0.2], [0.1, 0.3, 0.1]]  # state 1 reverses the order
+    store.write_aggregate("rd", table.assign(rd_umap_states=[_json.dumps(v) for v in unstable]),
+                          runs_fingerprint(store.read_runs()))
+    row = _row(tmp_path, claim)
+    assert row.verdict == "inconclusive", row.measured
+    assert "not stable under the states of `rd_umap_states`: reproduced in 2, contradicted in 1 of 3" in row.measured

@@ -45,6 +45,10 @@ class RDSettings:
     """UMAP neighbours (capped at n_replicas - 1)."""
     umap_seed: int = 0
     """UMAP random_state: fixes the embedding."""
+    umap_states: int = 5
+    """UMAP random states the RD is also computed under (umap_seed, umap_seed + 1, ...): their
+    spread (columns rd_umap_*) says how much of an RD comes from UMAP's own randomness; a
+    verdict on an order must hold under each of them. 1: the headline state only."""
     reduction: Literal["umap", "none"] = "umap"
     """umap (the paper), or none (use the flattened weights as they are)."""
     bins: int = 50
@@ -65,6 +69,8 @@ class RDSettings:
             raise ValueError(f"reduction must be 'umap' or 'none', got {self.reduction!r}")
         if self.bins < 2 or self.n_components < 1 or self.bootstrap < 0 or not 0 < self.ci < 1:
             raise ValueError("bins >= 2, n_components >= 1, bootstrap >= 0 and 0 < ci < 1 are required")
+        if self.umap_states < 1:
+            raise ValueError(f"umap_states must be >= 1, got {self.umap_states}")
 
 
 @dataclass
@@ -170,6 +176,19 @@ def replica_distance(weights: np.ndarray, settings: RDSettings = RDSettings()) -
                     embedding=embedding, distances=dist, density_x=centres, density=dens, notes=notes)
 
 
+def umap_spread(weights: np.ndarray, settings: RDSettings, headline: float) -> dict:
+    """The RD under `umap_states` UMAP random states (the headline's first): `rd_umap_states`
+    (a JSON list, one RD per state, in state order), their min, max and sample std. The same
+    replicas, bins and smoothing; only UMAP's random_state differs."""
+    values = [headline]
+    for k in range(1, settings.umap_states):
+        other = dataclasses.replace(settings, umap_seed=settings.umap_seed + k, bootstrap=0)
+        values.append(replica_distance(weights, other).rd)
+    arr = np.asarray(values)
+    return {"rd_umap_states": json.dumps([float(v) for v in values]), "rd_umap_min": float(arr.min()),
+            "rd_umap_max": float(arr.max()), "rd_umap_sd": float(arr.std(ddof=1)) if len(arr) > 1 else np.nan}
+
+
 # ----------------------------------------------------------------------------- aggregation
 
 
@@ -188,7 +207,9 @@ RD_READING = (
     "rd: the paper's RD (UMAP, then Wasserstein between replicas). UMAP keeps neighbourhoods, not "
     "distances, so it says how the replicas are arranged relative to one another and is blind to how far "
     "apart they are in weight space. rd_no_reduction: the same on the flattened weights themselves; it grows "
-    "with that spread. The two need not rank models alike.")
+    "with that spread. The two need not rank models alike. rd_umap_states: the paper's RD under several UMAP "
+    "random states (rd_umap_min/max/sd); ci_low/ci_high resample replicas under one state only. "
+    "rd_mean_distance: the mean pairwise distance itself, without histogram and smoothing.")
 
 
 def aggregate_replicas(runs: pd.DataFrame, history: pd.DataFrame, load_artifact,
@@ -208,7 +229,11 @@ def aggregate_replicas(runs: pd.DataFrame, history: pd.DataFrame, load_artifact,
         weights = np.stack([load_artifact(rid, "weights")["weights"] for rid in ids])
         res = replica_distance(weights, settings)
         row = {"model": label, "n_replicas": res.n_replicas, "n_components": res.n_components,
-               "rd": res.rd, "ci_low": res.ci_low, "ci_high": res.ci_high}
+               "rd": res.rd, "ci_low": res.ci_low, "ci_high": res.ci_high,
+               # the paper's "mean of the density" read without the histogram: the mean pairwise distance
+               "rd_mean_distance": float(res.distances[np.triu_indices(res.n_replicas, 1)].mean())}
+        if settings.reduction == "umap":
+            row.update(umap_spread(weights, settings, res.rd))
         dens_rows.append(pd.DataFrame({"model": label, "reduction": settings.reduction,
                                        "distance": res.density_x, "density": res.density}))
         if settings.also_no_reduction and settings.reduction != "none":
@@ -220,6 +245,7 @@ def aggregate_replicas(runs: pd.DataFrame, history: pd.DataFrame, load_artifact,
         rd_rows.append({**row, "reduction": settings.reduction, "ci_level": settings.ci,
                         "bootstrap": settings.bootstrap, "bins": settings.bins, "sigma_bins": settings.sigma_bins,
                         "n_neighbors": settings.n_neighbors, "umap_seed": settings.umap_seed,
+                        "umap_states": settings.umap_states if settings.reduction == "umap" else 1,
                         "note": "; ".join(res.notes)})
         for rid, vec in zip(ids, res.embedding):
             emb_rows.append({"model": label, "run_id": rid, **{f"dim_{k}": float(v) for k, v in enumerate(vec)}})
