@@ -374,11 +374,9 @@ def _flock_listed(path: str, table: str = "/proc/locks") -> bool | None:
 
 
 def proc_start(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except OSError:
-        return None
+    from symsweep._machine import proc_stat
+    st = proc_stat(pid)
+    return st[1] if st else None
 
 
 def alive(holder: Mapping[str, Any]) -> bool:

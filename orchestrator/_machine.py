@@ -37,3 +37,14 @@ def _cgroup_quota(root: str) -> float | None:
         return None if quota <= 0 else quota / period
     except (OSError, ValueError):
         return None
+
+
+def proc_stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time in clock ticks as text) of a live process from /proc, None when
+    it is gone (or there is no /proc). The start time tells a recycled pid from its first owner."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), fields[19]

@@ -21,18 +21,10 @@ import signal
 import sys
 import time
 
+from symsweep._machine import proc_stat as _stat  # (parent pid, start time) of a live process
+
 POLL_S = 0.5
 GRACE_S = 2.0
-
-
-def _stat(pid: int) -> tuple[int, str] | None:
-    """(parent pid, start time) of a live process, None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[1]), fields[19]
 
 
 def _table() -> dict[int, tuple[int, str]]:
