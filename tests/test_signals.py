@@ -104,20 +104,28 @@ runs_per_trial: 2
 """
 
 
-@pytest.mark.parametrize("executor", ["inline", "ray"])
-def test_ctrl_c_stops_a_driver_mid_sweep_with_130_and_resume_runs_every_run_once(tmp_path, executor):
+def _mid_sweep(tmp_path: Path, executor: str) -> tuple[subprocess.Popen, Path, tuple[str, ...]]:
+    """(driver, sweep folder, its arguments): SLOW started, once 2 of its 16 runs are in the ledger."""
     spec = tmp_path / "syn.yaml"
     spec.write_text(SLOW)
     sweep = tmp_path / "res" / "syn"
     args = ("run", str(spec), "--results", str(tmp_path / "res"), "--executor", executor, "--num-cpus", "2")
     proc = _start(tmp_path, *args)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (sweep / "runs").is_dir() and len(ledger(sweep)) >= 2:
+            break
+        time.sleep(0.2)
+    if proc.poll() is not None:
+        _kill_group(proc)
+        pytest.fail(f"the driver ended before it was stopped: {_output(tmp_path)}")
+    return proc, sweep, args
+
+
+@pytest.mark.parametrize("executor", ["inline", "ray"])
+def test_ctrl_c_stops_a_driver_mid_sweep_with_130_and_resume_runs_every_run_once(tmp_path, executor):
+    proc, sweep, args = _mid_sweep(tmp_path, executor)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (sweep / "runs").is_dir() and len(ledger(sweep)) >= 2:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, _output(tmp_path)
         took = _ctrl_c(proc)
     finally:
         _kill_group(proc)
@@ -139,18 +147,8 @@ def test_sigterm_stops_a_driver_mid_sweep_like_ctrl_c_with_143(tmp_path, executo
     """`scancel`, Kubernetes and `docker stop` send SIGTERM: to the driver alone (docker's pid 1),
     or to every process of the job (scancel: the embedded Ray's processes too). The driver
     stops as on Ctrl-C, in one line, exit 143 (128 + 15), no stack dump; resume runs every run once."""
-    spec = tmp_path / "syn.yaml"
-    spec.write_text(SLOW)
-    sweep = tmp_path / "res" / "syn"
-    args = ("run", str(spec), "--results", str(tmp_path / "res"), "--executor", executor, "--num-cpus", "2")
-    proc = _start(tmp_path, *args)
+    proc, sweep, args = _mid_sweep(tmp_path, executor)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (sweep / "runs").is_dir() and len(ledger(sweep)) >= 2:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, _output(tmp_path)
         sent = time.monotonic()
         (os.killpg if target == "group" else os.kill)(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
@@ -200,18 +198,9 @@ def test_the_embedded_ray_does_not_outlive_a_killed_driver(tmp_path):
     Ray's agents used to live on for 60-90 s with parent pid 1; every process the driver had
     started is gone within seconds (symsweep._reaper)."""
     from symsweep._reaper import _stat, descendants
-    spec = tmp_path / "syn.yaml"
-    spec.write_text(SLOW)
-    sweep = tmp_path / "res" / "syn"
-    proc = _start(tmp_path, "run", str(spec), "--results", str(tmp_path / "res"), "--executor", "ray",
-                  "--num-cpus", "2")
+    proc, _, _ = _mid_sweep(tmp_path, "ray")
+    started: dict[int, str] = {}
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (sweep / "runs").is_dir() and len(ledger(sweep)) >= 2:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, _output(tmp_path)
         started = descendants({proc.pid: _stat(proc.pid)[1]})
         started.pop(proc.pid)
         assert len(started) >= 4, started  # GCS, raylet, agents, workers, the watcher
