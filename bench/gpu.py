@@ -191,7 +191,9 @@ def packing(args, workdir: Path) -> None:
         _, wall = run_cli(["run", str(spec), "--results", str(workdir / "results"), "--no-summary", *extra], workdir)
         rates[n] = trials * replicas / wall
         runs = SweepStore(str(workdir / "results" / name)).read_runs()
-        peak = pd.to_numeric(runs["peak_gpu_mem_mb"], errors="coerce").max()
+        # a vectorized ensemble records its peak once for the batch (batch_peak_gpu_mem_mb)
+        peak = max((pd.to_numeric(runs[c], errors="coerce").max() for c in ("peak_gpu_mem_mb", "batch_peak_gpu_mem_mb")
+                    if c in runs), default=float("nan"))
         peaks[n] = None if pd.isna(peak) else float(peak)
     for n in counts[1:]:
         emit(f"packing_speedup_{n}", rates[n] / rates[1])

@@ -71,7 +71,9 @@ def plain(seed: int, iterations: int, n_domain: int, n_boundary: int, n_initial:
     seconds = time.perf_counter() - start
     x_ref, u_ref = reference(ref_path)
     with torch.no_grad():
-        u = net(torch.as_tensor(x_ref, dtype=torch.float32)).numpy().astype(np.float64)
+        # the net may live on a GPU (DeepXDE follows torch's default device): in and out through it
+        device = next(net.parameters()).device
+        u = net(torch.as_tensor(x_ref, dtype=torch.float32, device=device)).cpu().numpy().astype(np.float64)
     mse = float(np.mean((u - u_ref) ** 2))
     return {"l2re": float(np.sqrt(mse) / np.sqrt(np.mean(u_ref ** 2))), "mse": mse,
             "loss": float(np.sum(model.train_state.loss_train)), "seconds": seconds}
