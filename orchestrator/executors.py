@@ -312,22 +312,40 @@ def _start_reaper() -> "subprocess.Popen | None":
 
 
 class _sigterm_kept:
-    """ray.init sets its own SIGTERM handler (sys.exit(15)) and its core installs a failure
-    handler that prints a stack dump: give the program's handler back once Ray has started,
-    and turn a SIGTERM that arrives during the start into the program's Terminated."""
+    """ray.init sets its own SIGTERM handler (sys.exit(15)), which Ray's start-up may swallow,
+    and its core installs a failure handler that prints a stack dump. For the start, a SIGTERM
+    is only noted (Ray is kept from replacing that); afterwards the program's handler is given
+    back, and a SIGTERM noted during the start is delivered to it then."""
 
     def __enter__(self) -> None:
         import signal
         import threading
         self.main = threading.current_thread() is threading.main_thread()
-        self.handler = signal.getsignal(signal.SIGTERM) if self.main else None
+        self.got: list[int] = []
+        self.patched = None
+        if not self.main:
+            return
+        self.handler = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, lambda signum, frame: self.got.append(signum))
+        try:  # ray.init calls this (a private helper) to put its own handler in place
+            import ray._private.utils as ray_utils
+            self.patched = (ray_utils, ray_utils.set_sigterm_handler)
+            ray_utils.set_sigterm_handler = lambda handler: None
+        except (ImportError, AttributeError):
+            self.patched = None
 
     def __exit__(self, kind, exc, tb) -> bool:
         import signal
-        if self.main and self.handler is not None:
-            signal.signal(signal.SIGTERM, self.handler)
-        if kind is SystemExit and exc.code == signal.SIGTERM:  # Ray's handler ran during the start
+        if not self.main:
+            return False
+        if self.patched is not None:
+            module, original = self.patched
+            module.set_sigterm_handler = original
+        signal.signal(signal.SIGTERM, self.handler if self.handler is not None else signal.SIG_DFL)
+        if kind is SystemExit and exc.code == signal.SIGTERM:  # a Ray whose handler ran anyway
             raise Terminated() from None
+        if self.got:  # delivered to the program's handler now that Ray has started
+            os.kill(os.getpid(), signal.SIGTERM)
         return False
 
 

@@ -173,9 +173,9 @@ def test_sigterm_while_the_embedded_ray_starts_is_a_clean_143(tmp_path):
     proc = _start(tmp_path, "run", str(spec), "--results", str(tmp_path / "res"), "--executor", "ray",
                   "--num-cpus", "2")
     try:
-        # the driver has read the spec and is starting Ray: its first child (the GCS) appears
+        # the driver has read the spec and is starting Ray: Ray's GCS server has appeared
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None and not _children(proc.pid):
+        while time.monotonic() < deadline and proc.poll() is None and not _starting_ray(proc.pid):
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
@@ -186,11 +186,18 @@ def test_sigterm_while_the_embedded_ray_starts_is_a_clean_143(tmp_path):
     assert err.strip().splitlines()[-1].startswith("symsweep: stopped by SIGTERM;") and "Traceback" not in err, err
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-    except OSError:
-        return []
+def _starting_ray(pid: int) -> bool:
+    """Whether Ray's GCS server runs among the process's descendants (ray.init is under way)."""
+    from symsweep._machine import proc_stat
+    from symsweep._reaper import descendants
+    st = proc_stat(pid)
+    for child in (descendants({pid: st[1]}) if st else {}):
+        try:
+            if b"gcs_server" in open(f"/proc/{child}/cmdline", "rb").read():
+                return True
+        except OSError:
+            pass
+    return False
 
 
 def test_the_embedded_ray_does_not_outlive_a_killed_driver(tmp_path):

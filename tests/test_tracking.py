@@ -255,6 +255,20 @@ def test_bad_tracking_settings_are_one_line(tmp_path):
         require("no_such_client", extra="mlflow", what="tracking.mlflow")
 
 
+def test_plan_calibrate_mirrors_nothing_to_the_specs_tracker(mlflow_server, tmp_path):
+    """A plan writes nothing, the spec's MLflow included: its calibration runs of the smoke
+    budget used to be logged there (two runs after a plan that "writes nothing")."""
+    spec = tmp_path / "calib.yaml"
+    spec.write_text("name: calib\ntask: synthetic\naxes: {steps: [5, 10]}\nseeds: 2\nsmoke: {seeds: 1}\n"
+                    f"tracking: {{mlflow: '{mlflow_server.uri}', experiment: calib}}\n")
+    res = symsweep("plan", str(spec), "--results", str(tmp_path / "res"), "--calibrate")
+    assert res.returncode == 0 and "calibrating" in res.stdout and "run time" in res.stdout, res.stdout + res.stderr
+    assert _mlflow_runs(mlflow_server.uri, "calib") == []
+    ran = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline", "--no-summary")
+    assert ran.returncode == 0, ran.stderr
+    assert len(_mlflow_runs(mlflow_server.uri, "calib")) == 4  # the tracker is live: `run` logs there
+
+
 def test_a_tracking_server_that_dies_mid_sweep_never_fails_or_stalls_a_run(mlflow_server, tmp_path):
     """Runs last: it stops the module's server."""
     spec = _spec(tmp_path, "dies", sleep=0.5, seeds=6)
@@ -283,17 +297,3 @@ def test_an_export_reads_rows_from_before_the_attempt_column():
     row = pd.Series({"run_id": "abc", "seed": 3, "task": "synthetic", "attempt": float("nan"), "config_json": "{}"})
     info = _run_info(row)
     assert (info.attempt, info.seed, info.sweep, info.host, info.git_commit) == (0, 3, "None", "None", None)
-
-
-def test_plan_calibrate_mirrors_nothing_to_the_specs_tracker(mlflow_server, tmp_path):
-    """A plan writes nothing, the spec's MLflow included: its calibration runs of the smoke
-    budget used to be logged there (two runs after a plan that "writes nothing")."""
-    spec = tmp_path / "calib.yaml"
-    spec.write_text("name: calib\ntask: synthetic\naxes: {steps: [5, 10]}\nseeds: 2\nsmoke: {seeds: 1}\n"
-                    f"tracking: {{mlflow: '{mlflow_server.uri}', experiment: calib}}\n")
-    res = symsweep("plan", str(spec), "--results", str(tmp_path / "res"), "--calibrate")
-    assert res.returncode == 0 and "calibrating" in res.stdout and "run time" in res.stdout, res.stdout + res.stderr
-    assert _mlflow_runs(mlflow_server.uri, "calib") == []
-    ran = symsweep("run", str(spec), "--results", str(tmp_path / "res"), "--executor", "inline", "--no-summary")
-    assert ran.returncode == 0, ran.stderr
-    assert len(_mlflow_runs(mlflow_server.uri, "calib")) == 4  # the tracker is live: `run` logs there
