@@ -91,7 +91,7 @@ class StoreLock:
             except OSError as exc:
                 raise StoreError(describe_os_error(exc, self.path)) from None
             try:
-                _flock_briefly(fd)
+                _flock_briefly(fd, self.path)
             except BlockingIOError:
                 os.close(fd)
                 holder = self._read_local() or {}
@@ -317,15 +317,17 @@ def _read_fd(fd: int) -> bytes:
 PROBE_GRACE_S = 1.0
 
 
-def _flock_briefly(fd: int) -> None:
-    """Take the exclusive kernel lock, trying again for PROBE_GRACE_S before BlockingIOError."""
+def _flock_briefly(fd: int, path: str) -> None:
+    """Take the exclusive kernel lock, or BlockingIOError. Where `status` must probe (no
+    /proc/locks), try again for PROBE_GRACE_S first; where it reads /proc/locks, a taken
+    lock is a live driver's, refused at once."""
     deadline = time.monotonic() + PROBE_GRACE_S
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or _flock_listed(path) is not None:
                 raise
             time.sleep(0.02)
 
