@@ -253,7 +253,7 @@ def _metric_at_step(store, runs: pd.DataFrame, metric: str, step: int) -> pd.Dat
 SUPPORTS, AGAINST, UNDECIDED, FEW_SEEDS, NO_BASELINE = "supports", "against", "undecided", "too few seeds", "no baseline"
 
 
-def judge_settings(claim: Claim, done: pd.DataFrame, family: Any = None) -> pd.DataFrame:
+def _judge_settings(claim: Claim, done: pd.DataFrame, family: Any = None) -> pd.DataFrame:
     """The comparison table of a compare or fraction claim with a `state` per setting:
     supports (95 % interval of the difference on the claimed side), against (its interval at
     the family's Bonferroni level on the other side), undecided, too few seeds (no interval),
@@ -292,7 +292,7 @@ def _compare(claim: Claim, done: pd.DataFrame) -> tuple[str, str]:
     o = claim.options
     if claim.rule == "fraction" and f"cfg_{o['unit']}" not in done:
         return NOT_RUN, f"the sweep does not vary {o['unit']!r}"
-    table = judge_settings(claim, done, o["unit"] if claim.rule == "fraction" else None)
+    table = _judge_settings(claim, done, o["unit"] if claim.rule == "fraction" else None)
     if table.empty:
         return NOT_RUN, f"no completed runs of both {o['axis']} = {o['baseline']!r} and another level"
     if claim.rule == "fraction":
