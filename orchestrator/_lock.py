@@ -311,23 +311,25 @@ def _read_fd(fd: int) -> bytes:
         offset += len(chunk)
 
 
-# A driver that finds the kernel lock taken tries again for this long before it is refused:
-# where `status` must probe with a lock of its own (no /proc/locks), the probe holds it for
-# microseconds, and a driver starting at that instant must not be refused (exit 3).
+# A driver that finds the kernel lock taken, and not by another driver's exclusive lock, tries
+# again for this long before it is refused: a `status` probe (a shared lock, where there is no
+# /proc/locks to read) holds it for microseconds, and a driver starting at that instant must
+# not be refused (exit 3).
 PROBE_GRACE_S = 1.0
 
 
 def _flock_briefly(fd: int, path: str) -> None:
-    """Take the exclusive kernel lock, or BlockingIOError. Where `status` must probe (no
-    /proc/locks), try again for PROBE_GRACE_S first; where it reads /proc/locks, a taken
-    lock is a live driver's, refused at once."""
+    """Take the exclusive kernel lock, or BlockingIOError. A taken lock is refused at once
+    when /proc/locks lists an exclusive (driver's) flock on the file; a shared one is a
+    `status` probe's (held for microseconds), and so is any lock where there is no table to
+    ask: try again for PROBE_GRACE_S first."""
     deadline = time.monotonic() + PROBE_GRACE_S
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
-            if time.monotonic() >= deadline or _flock_listed(path) is not None:
+            if time.monotonic() >= deadline or "WRITE" in (_flock_kinds(os.fstat(fd).st_ino) or ()):
                 raise
             time.sleep(0.02)
 
@@ -356,23 +358,39 @@ def _held_by_someone(path: str) -> bool:
 
 
 def _flock_listed(path: str, table: str = "/proc/locks") -> bool | None:
-    """Whether /proc/locks lists a flock on `path`'s inode; None where it cannot say (no such
-    table). Matched on the inode number alone: the device number a container's stat reports
-    can differ from the kernel's, and a false match only makes `status` say "held"."""
+    """Whether /proc/locks lists a flock on `path`'s inode (False when there is no such file);
+    None only where the table cannot be read. A file that vanishes between the lock file's
+    read and this stat is a released lock: reading it as "cannot say" once made `status` fall
+    back to a probe lock on the next driver's new file and refuse that driver."""
     try:
         inode = os.stat(path).st_ino
+    except FileNotFoundError:
+        return False if _flock_kinds(0, table) is not None else None
+    except OSError:
+        return None
+    kinds = _flock_kinds(inode, table)
+    return None if kinds is None else bool(kinds)
+
+
+def _flock_kinds(inode: int, table: str = "/proc/locks") -> set[str] | None:
+    """The kinds ("READ", "WRITE") of the flocks /proc/locks lists as held on `inode`; None
+    where there is no such table. Matched on the inode number alone: the device number a
+    container's stat reports can differ from the kernel's, and a false match only makes
+    `status` say "held" (or a starting driver be refused as if a driver held the lock)."""
+    try:
         with open(table) as f:
             lines = f.read().splitlines()
     except OSError:
         return None
+    kinds = set()
     for line in lines:
         fields = line.split()
         # "1: FLOCK  ADVISORY  WRITE 7617 fe:00:2146373 0 EOF" (a blocked waiter has "->" first)
         if "->" in fields:
             continue
         if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
-            return True
-    return False
+            kinds.add(fields[3])
+    return kinds
 
 
 def proc_start(pid: int) -> str | None:

@@ -47,6 +47,50 @@ def test_a_status_poll_never_refuses_a_starting_driver(tmp_path, monkeypatch, pr
     assert polls[0] > 300 and refused == 0, (polls[0], refused)
 
 
+def test_a_lock_file_gone_between_read_and_stat_is_not_probed(tmp_path, monkeypatch):
+    """The race CI met (1 refusal in 300 starts): the poller read the lock file, the driver
+    released it (unlink), the poller's stat failed, "cannot say" sent it to the probe lock,
+    which landed on the next driver's new file. A vanished file is now "not held" outright."""
+    if _lock._flock_kinds(0) is None:
+        pytest.skip("no /proc/locks here")
+    assert _lock._flock_listed(str(tmp_path / "gone")) is False
+    probes = []
+    real_flock = _lock.fcntl.flock
+    monkeypatch.setattr(_lock.fcntl, "flock", lambda fd, op: probes.append(op) or real_flock(fd, op))
+    assert _lock._held_by_someone(str(tmp_path / "gone")) is False
+    assert probes == []
+
+
+def test_a_shared_probe_lock_delays_a_driver_but_an_exclusive_one_refuses_it_at_once(tmp_path):
+    """A shared flock is a status probe's (where there is no /proc/locks): the driver tries
+    again and starts once it is gone. An exclusive one is a driver's: refused without waiting
+    (where /proc/locks says so)."""
+    import fcntl
+    import os
+    import time
+    if _lock._flock_kinds(0) is None:
+        pytest.skip("no /proc/locks here")
+    store = SweepStore(str(tmp_path / "sweep"))
+    store.makedirs(store.root)
+    path = str(tmp_path / "sweep" / _lock.LOCK_NAME)
+    open(path, "w").close()
+    probe = os.open(path, os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH)
+    timer = threading.Timer(0.2, lambda: os.close(probe))
+    timer.start()
+    started = time.monotonic()
+    store.acquire_lock()
+    waited = time.monotonic() - started
+    timer.join()
+    assert 0.15 < waited < _lock.PROBE_GRACE_S
+    second = SweepStore(str(tmp_path / "sweep"))
+    started = time.monotonic()
+    with pytest.raises(LockError, match="is being run by pid"):
+        second.acquire_lock()
+    assert time.monotonic() - started < 0.5 * _lock.PROBE_GRACE_S
+    store.release_lock()
+
+
 def test_a_live_driver_is_still_refused_after_the_grace(tmp_path):
     first, second = SweepStore(str(tmp_path / "s")), SweepStore(str(tmp_path / "s"))
     first.acquire_lock()
