@@ -587,7 +587,16 @@ def config_from_dict(task: Task, plain: Mapping[str, Any]):
 
 
 def config_to_dict(config) -> dict:
-    return _plain(dataclasses.asdict(config))
+    """A config's plain fields: its run's identity (hashed into the run id) and cfg_ columns.
+    Fields a task lists in its config class's OMIT_AT_DEFAULT (name -> default) are left out
+    while they hold that default: settings added after sweeps had run (how a run executes,
+    e.g. a captured step), so that every existing run keeps its id and its row's columns,
+    and a run that sets one is a run of its own."""
+    plain = _plain(dataclasses.asdict(config))
+    for name, default in getattr(type(config), "OMIT_AT_DEFAULT", {}).items():
+        if name in plain and plain[name] == _plain(default):
+            del plain[name]
+    return plain
 
 
 def run_id(task: str, config: Mapping[str, Any], seed: int) -> str:

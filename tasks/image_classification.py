@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from symsweep.api import Diverged, RunContext, RunResult, Task
 from symsweep.stats import completed, describe_groups
-from symsweep.tasks.common.datasets import DATASETS, ImageData, image_size_of, load_dataset
+from symsweep.tasks.common.datasets import DATASETS, ImageData, TensorSource, image_size_of, load_dataset
 from symsweep.tasks.common.expansion import RANDOM
 from symsweep.tasks.common.models import MIN_INPUT, build_model, count_parameters
 
@@ -95,6 +95,17 @@ class ImageClassificationConfig:
     """channels-last memory format on CUDA (ignored on CPU)."""
     workers: int = 0
     """DataLoader worker processes for the file-based datasets."""
+    capture: Literal["none", "cuda_graph"] = "none"
+    """cuda_graph: on CUDA, each full training batch's step (forward, loss, backward, SGD) is
+    replayed from a CUDA graph recorded after 3 eager warm-up steps, so a small batch is not
+    bound by Python and kernel launches; the last, partial batch of an epoch runs eagerly.
+    SGD then runs fused with the learning rate as a device tensor (what a graph can replay as
+    the schedule changes it) and autocast without its weight cache: the numbers equal the
+    eager step's to rounding (tested on the CPU, where no graph is recorded but the rest of
+    the path runs). Opt-in: no GPU has run it in this project yet (docs/performance.md)."""
+
+    # Settings added after sweeps had run: left out of the run id (and row) at their default.
+    OMIT_AT_DEFAULT = {"capture": "none"}
 
     # Budgets no one can mean (steps: 99999999999999999999999) are refused when a spec is read,
     # naming the range. A class attribute, not a field: run ids hash the fields only.
@@ -144,22 +155,37 @@ def _dataset(name: str, root: str | None, download: bool, test_fraction: float, 
     return data, mean, std
 
 
-def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+def draw_crop_flip(sizes, padding: int, flip: bool, gen: torch.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The crops' offsets (N, 2) and mirror flags (N,) of consecutive batches of `sizes`
+    images, drawn from `gen` batch after batch in the order `random_crop_flip` draws them, so
+    an epoch's draws can be made (and sent to the device) at once with the same values."""
+    offsets, mirrors = [], []
+    for n in sizes:
+        offsets.append(torch.randint(0, 2 * padding + 1, (n, 2), generator=gen))
+        if flip:
+            mirrors.append(torch.rand(n, generator=gen) < 0.5)
+    return torch.cat(offsets), torch.cat(mirrors) if flip else None
+
+
+def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, gen: torch.Generator | None = None,
+                     drawn: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> torch.Tensor:
     """(N, C, H, W) images on any device -> the same size cropped at a random offset from the
     image zero-padded by `padding`, then mirrored left-right with probability 1/2 if `flip`.
     The draws come from the CPU generator `gen` (so a seed gives the same crops on every
-    device); the pixel work is one gather on x's device."""
+    device), or are given (`drawn`: from `draw_crop_flip`, on any device); the pixel work is
+    one gather on x's device."""
     n, _, h, w = x.shape
-    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=gen)
-    mirror = torch.rand(n, generator=gen) < 0.5 if flip else None
+    offsets, mirror = drawn if drawn is not None else draw_crop_flip([n], padding, flip, gen)
+    offsets = offsets.to(x.device, non_blocking=True)
     if padding:
         padded = F.pad(x, (padding, padding, padding, padding))
-        rows = (offsets[:, :1] + torch.arange(h)).to(x.device)                 # (N, H)
-        cols = (offsets[:, 1:] + torch.arange(w)).to(x.device)                 # (N, W)
+        rows = offsets[:, :1] + torch.arange(h, device=x.device)                # (N, H)
+        cols = offsets[:, 1:] + torch.arange(w, device=x.device)                # (N, W)
         first = torch.arange(n, device=x.device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[first, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     if mirror is not None:
-        x = torch.where(mirror.to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
+        x = torch.where(mirror.to(x.device, non_blocking=True).view(-1, 1, 1, 1), x.flip(-1), x)
     return x.contiguous()
 
 
@@ -174,6 +200,19 @@ class _Inputs:
         size = image_size_of(config.dataset, config.image_size)
         self.crop_padding = size // 8 if config.crop_padding_px is None else config.crop_padding_px
         self.flip = config.dataset not in NO_FLIP
+        self._drawn: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self._at = 0
+
+    def start_epoch(self, n: int, batch_size: int) -> None:
+        """Draw the whole epoch's augmentation at once (the values batch-by-batch drawing
+        gives) and send it to the device in one copy: no host-to-device copy, hence no wait
+        on the GPU, per batch."""
+        if self.c.augment != "standard":
+            return
+        sizes = [min(batch_size, n - s) for s in range(0, n, batch_size)]
+        offsets, mirror = draw_crop_flip(sizes, self.crop_padding, self.flip, self.augment_gen)
+        self._drawn = (_to_device(offsets, self.device), None if mirror is None else _to_device(mirror, self.device))
+        self._at = 0
 
     def _noise(self, idx: torch.Tensor, split: int, shape) -> torch.Tensor:
         if self.c.random_fill == "per_batch" and split == 0:
@@ -186,7 +225,12 @@ class _Inputs:
         k = self.c.expansion_factor
         x = x.to(self.device, non_blocking=True)
         if split == 0 and self.c.augment == "standard":  # on the original image, before expansion
-            x = random_crop_flip(x, self.crop_padding, self.flip, self.augment_gen)
+            drawn = None
+            if self._drawn is not None:
+                n, at = len(x), self._at
+                drawn = (self._drawn[0][at:at + n], None if self._drawn[1] is None else self._drawn[1][at:at + n])
+                self._at += n
+            x = random_crop_flip(x, self.crop_padding, self.flip, self.augment_gen, drawn)
         if k > 1:
             n, ch, h, w = x.shape
             if self.c.fill == RANDOM:
@@ -203,10 +247,88 @@ class _Inputs:
         return x
 
 
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on `device`; to a GPU through pinned memory, without waiting for the GPU."""
+    if device.type != "cuda":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+@functools.lru_cache(maxsize=2)
+def _on_device(source: TensorSource, device: str) -> TensorSource:
+    """An in-memory split held on the GPU for the process's runs (CIFAR-10's training set as
+    uint8: 150 MB), so batches are gathered there."""
+    return source.to(device)
+
+
+class _Step:
+    """One training step: forward, loss, backward, SGD. Returns the batch's loss as a device
+    tensor (summed into the epoch's loss on the device: no host sync per step)."""
+
+    def __init__(self, model, opt, device: torch.device, amp: bool):
+        self.model, self.opt, self.device, self.amp = model, opt, device, amp
+
+    def _eager(self, xb, yb, cache: bool = True):
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp,
+                            cache_enabled=cache):
+            loss = F.cross_entropy(self.model(xb), yb)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    def __call__(self, xb, yb):
+        return self._eager(xb, yb)
+
+
+class _CapturedStep(_Step):
+    """`capture: cuda_graph`: full batches replay a CUDA graph of the step; see the config.
+    Off CUDA nothing is recorded: the static buffers, warm-up and fused SGD with a tensor
+    learning rate run all the same, which is what the CPU tests check."""
+
+    WARMUP = 3
+
+    def __init__(self, model, opt, device, amp, batch_size: int):
+        super().__init__(model, opt, device, amp)
+        self.batch_size, self.steps, self.graph = batch_size, 0, None
+        self.static: tuple | None = None
+        self.use_graph = device.type == "cuda"
+
+    def __call__(self, xb, yb):
+        if len(yb) != self.batch_size:  # an epoch's last, partial batch
+            return self._eager(xb, yb, cache=False)
+        if self.steps < self.WARMUP or not self.use_graph:
+            self.steps += 1
+            if not self.use_graph:
+                return self._eager(xb, yb, cache=False)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                loss = self._eager(xb, yb, cache=False)
+            torch.cuda.current_stream().wait_stream(side)
+            return loss
+        if self.graph is None:
+            static_x, static_y = xb.clone(), yb.clone()
+            self.graph = torch.cuda.CUDAGraph()
+            self.opt.zero_grad(set_to_none=True)
+            with torch.cuda.graph(self.graph):
+                static_loss = self._eager(static_x, static_y, cache=False)
+            self.static = (static_x, static_y, static_loss)
+        static_x, static_y, static_loss = self.static
+        static_x.copy_(xb, non_blocking=True)
+        static_y.copy_(yb, non_blocking=True)
+        self.graph.replay()
+        return static_loss.clone()
+
+
 def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunResult:
     data, mean, std = _dataset(config.dataset, ctx.data_root, config.download, config.test_fraction,
                                config.split_seed, config.image_size, config.train_limit, config.test_limit)
     device = torch.device(ctx.device)
+    train_src, test_src = data.train, data.test
+    if device.type == "cuda":  # batches formed on the device: one gather, no copy per batch
+        train_src, test_src = (_on_device(src, str(device)) if isinstance(src, TensorSource) else src
+                               for src in (data.train, data.test))
     torch.manual_seed(seed)  # model init; also reproducible when called outside the orchestrator
     order_gen = torch.Generator().manual_seed(seed)
     inputs = _Inputs(config, seed, mean, std, device)
@@ -215,36 +337,39 @@ def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunRes
     if device.type == "cuda" and config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     amp = device.type == "cuda" and config.amp
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                          weight_decay=config.weight_decay)
+    captured = config.capture == "cuda_graph"
+    # a captured step replays the learning rate from a device tensor, which fused SGD reads
+    lr = torch.tensor(config.lr, device=device) if captured else config.lr
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum,
+                          weight_decay=config.weight_decay, **({"fused": True} if captured else {}))
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) if config.scheduler == "cosine"
              else torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), config.gamma)
              if config.scheduler == "step" else None)
+    step = _CapturedStep(model, opt, device, amp, config.batch_size) if captured else _Step(model, opt, device, amp)
     best_acc, train_loss, test_loss, test_acc = 0.0, math.nan, math.nan, 0.0
     train_s, train_images = 0.0, 0
     for epoch in range(config.epochs):
         model.train()
-        total, seen = 0.0, 0
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        seen = 0
         epoch_start = time.perf_counter()
-        order = torch.randperm(len(data.train), generator=order_gen)
-        for xb, yb, idx in data.train.batches(config.batch_size, order, config.workers):
+        order = torch.randperm(len(train_src), generator=order_gen)
+        inputs.start_epoch(len(order), config.batch_size)
+        for xb, yb, idx in train_src.batches(config.batch_size, order, config.workers):
             xb, yb = inputs(xb, idx, 0), yb.to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(yb)
+            # the batch's mean loss x its size, summed in float64 on the device (the same
+            # numbers as summing loss.item() on the host, without a wait for the GPU per step)
+            total += step(xb, yb).double() * len(yb)
             seen += len(yb)
-        train_s += time.perf_counter() - epoch_start  # loss.item() synchronizes: the epoch is done
+        train_loss = float(total) / seen  # the epoch's one wait for the GPU
+        train_s += time.perf_counter() - epoch_start
         train_images += seen
-        train_loss = total / seen
         if not math.isfinite(train_loss):
             raise Diverged(f"train loss {train_loss} at epoch {epoch}")
-        lr = opt.param_groups[0]["lr"]
+        lr = float(opt.param_groups[0]["lr"])
         if sched is not None:
             sched.step()
-        test_loss, test_acc = evaluate(model, data.test, inputs, config, amp)
+        test_loss, test_acc = evaluate(model, test_src, inputs, config, amp)
         best_acc = max(best_acc, test_acc)
         ctx.log(epoch, train_loss=train_loss, test_loss=test_loss, test_acc=test_acc, lr=lr)
     return RunResult(metrics={
@@ -257,16 +382,19 @@ def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunRes
 @torch.no_grad()
 def evaluate(model, source, inputs: _Inputs, config: ImageClassificationConfig, amp: bool,
              batch: int = 512) -> tuple[float, float]:
+    """Mean loss and accuracy; summed on the device (float64 / int64), one wait at the end."""
     model.eval()
-    loss, correct, n = 0.0, 0, 0
+    loss = torch.zeros((), dtype=torch.float64, device=inputs.device)
+    correct = torch.zeros((), dtype=torch.int64, device=inputs.device)
+    n = 0
     for xb, yb, idx in source.batches(batch, None, config.workers):
         yb = yb.to(inputs.device)
         with torch.autocast(device_type=inputs.device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(inputs(xb, idx, 1)).float()
-        loss += float(F.cross_entropy(logits, yb, reduction="sum"))
-        correct += int((logits.argmax(1) == yb).sum())
+        loss += F.cross_entropy(logits, yb, reduction="sum").double()
+        correct += (logits.argmax(1) == yb).sum()
         n += len(yb)
-    return loss / n, correct / n
+    return float(loss) / n, int(correct) / n
 
 
 # ----------------------------------------------------------------------------- aggregation

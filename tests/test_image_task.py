@@ -232,3 +232,53 @@ def test_augmented_run_trains_and_differs_from_the_plain_one():
     plain = task.run(ImageClassificationConfig(epochs=1, width=8), 3, SimpleContext()).metrics
     aug = task.run(ImageClassificationConfig(epochs=1, width=8, augment="standard"), 3, SimpleContext()).metrics
     assert math.isfinite(aug["train_loss"]) and aug["train_loss"] != plain["train_loss"]
+
+
+# ----------------------------------------------------------------------------- the device path (issue 32)
+
+
+def _history(monkeypatch=None, **kw):
+    from symsweep.tasks.image_classification import run
+    cfg = ImageClassificationConfig(**{"dataset": "digits", "epochs": 2, "train_limit": 200, "test_limit": 80,
+                                       "batch_size": 64, **kw})
+    ctx = SimpleContext()
+    metrics = run(cfg, 5, ctx).metrics
+    return ctx.history, {k: v for k, v in metrics.items() if k != "train_images_per_s"}
+
+
+def test_an_epochs_augmentation_drawn_at_once_is_what_batch_by_batch_drawing_gave(monkeypatch):
+    """The loop draws an epoch's crops and flips at once (one copy to the GPU, not one per
+    batch): the same values, so the same training, as drawing them batch by batch."""
+    from symsweep.tasks import image_classification as ic
+    kw = dict(augment="standard", expansion_factor=2, fill=0.5)
+    at_once = _history(**kw)
+    monkeypatch.setattr(ic._Inputs, "start_epoch", lambda self, n, batch_size: None)  # per batch, as before
+    assert _history(**kw) == at_once
+    gen_a, gen_b = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    offsets, mirror = ic.draw_crop_flip([4, 4, 3], 2, True, gen_a)
+    one_by_one = [ic.draw_crop_flip([n], 2, True, gen_b) for n in (4, 4, 3)]
+    assert torch.equal(offsets, torch.cat([o for o, _ in one_by_one]))
+    assert torch.equal(mirror, torch.cat([m for _, m in one_by_one]))
+
+
+def test_the_captured_step_path_gives_the_eager_numbers_on_the_cpu():
+    """capture: cuda_graph records no graph off CUDA, but its static buffers, warm-up, eager
+    partial batches and fused SGD with a tensor learning rate run: the losses and accuracies
+    equal the eager step's; the logged learning rate is the float32 value the step used."""
+    kw = dict(augment="standard", epochs=3)  # 200 images, batch 64: 3 full batches + 1 partial per epoch
+    eager, captured = _history(**kw), _history(capture="cuda_graph", **kw)
+    for a, b in zip(eager[0], captured[0]):
+        assert {k: v for k, v in a.items() if k != "lr"} == {k: v for k, v in b.items() if k != "lr"}
+        assert b["lr"] == pytest.approx(a["lr"], rel=1e-7)
+    assert eager[1] == captured[1]
+
+
+def test_a_setting_added_later_keeps_existing_run_ids_at_its_default():
+    from symsweep.spec import build_config, config_to_dict, run_id
+    task = get_task("image_classification")
+    plain = config_to_dict(build_config(task, {"dataset": "digits"}))
+    assert "capture" not in plain  # the id every earlier sweep gave this run
+    captured = config_to_dict(build_config(task, {"dataset": "digits", "capture": "cuda_graph"}))
+    assert captured["capture"] == "cuda_graph"
+    assert run_id("image_classification", plain, 0) != run_id("image_classification", captured, 0)
+    assert build_config(task, plain).capture == "none"

@@ -55,11 +55,18 @@ class TensorSource:
 
     def batches(self, batch_size: int, order: torch.Tensor | None = None, workers: int = 0
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """(images, labels, positions in this source) per batch, in `order`."""
+        """(images, labels, positions in this source) per batch, in `order`. Batches are
+        formed where the images are: a source moved to a GPU (`to`) gathers them there, from
+        one copy of the order per pass (the positions yielded stay on the CPU)."""
         order = torch.arange(len(self)) if order is None else order
+        on = order.to(self.x.device, non_blocking=True) if self.x.device != order.device else order
         for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
-            yield _to_float(self.x[idx]), self.y[idx], idx
+            idx = on[s:s + batch_size]
+            yield _to_float(self.x[idx]), self.y[idx], order[s:s + batch_size]
+
+    def to(self, device: torch.device | str) -> "TensorSource":
+        """The same images and labels held on `device` (uint8 stays uint8: a quarter of float's size)."""
+        return TensorSource(self.x.to(device), self.y.to(device))
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         idx = torch.from_numpy(np.random.default_rng(seed).permutation(len(self))[:n])
