@@ -222,3 +222,19 @@ def test_the_rd_under_other_umap_states_differs_only_by_umaps_randomness():
     assert spread["rd_umap_min"] == min(values) and spread["rd_umap_max"] == max(values)
     with pytest.raises(ValueError, match="umap_states must be >= 1"):
         RDSettings(umap_states=0)
+
+
+@pytest.mark.parametrize("kw", [{"model": "dropout"}, {"model": "rot180", "augment": "paper", "augment_rotation": "uniform"}])
+def test_draws_made_a_chunk_of_batches_at_once_train_the_same_replicas(monkeypatch, kw):
+    """On a GPU the replicas' draws are made several batches at a time and sent in one copy
+    (no wait on the GPU per batch): the same values, so the same training, as one batch at a time."""
+    from symsweep.tasks.replica import task as t
+    cfg = t.ReplicaConfig(dataset="digits", epochs=2, n_images=150, batch_size=32, **kw)
+
+    def weights():
+        return [t.flat_weights(model) for _, model, _ in t.train_replicas(cfg, [0, 1], None, "cpu", True)]
+    assert t.draw_chunk(cfg, 200, 100, torch.device("cpu")) == 1
+    assert t.draw_chunk(t.ReplicaConfig(), 200, 100, torch.device("cuda")) == 2  # a 100-image epoch at once
+    one = weights()
+    monkeypatch.setattr(t, "draw_chunk", lambda *a, **k: 3)  # 5 batches: chunks of 3 and 2
+    assert all(np.array_equal(a, b) for a, b in zip(one, weights()))

@@ -281,6 +281,7 @@ def train_replicas(config: ReplicaConfig, seeds: Sequence[int], data_root: str |
     test_x, test_y = data.test_x.to(dev), data.test_y.to(dev)
     groups = [list(seeds)] if vectorized else [[s] for s in seeds]
     for group in groups:
+        chunk_batches = draw_chunk(config, len(group), n_images=train_x.shape[0], device=dev)
         models = [build_model(config, data, s).to(dev) for s in group]
         replicas = [_Replica(s, config) for s in group]
         step = _vmapped_step if vectorized else _plain_step
@@ -289,17 +290,12 @@ def train_replicas(config: ReplicaConfig, seeds: Sequence[int], data_root: str |
         opt = torch.optim.Adam(opt_params, lr=config.lr, weight_decay=config.weight_decay)
         n = train_x.shape[0]
         for epoch in range(config.epochs):
-            orders = [r.order(n) for r in replicas]
             losses = torch.zeros(len(group), device=dev)
-            for start in range(0, n, config.batch_size):
-                idx = torch.stack([o[start:start + config.batch_size] for o in orders]).to(dev)
-                drops, transforms = zip(*(r.masks(idx.shape[1]) for r in replicas))
-                augs = [r.augmentation(idx.shape[1]) for r in replicas]
+            for idx, drop, transform, aug in epoch_draws(replicas, n, config.batch_size, dev, chunk_batches):
                 x = train_x[idx]
-                if augs[0] is not None:
-                    x = augment_images(x, _stack(augs, dev), config)
-                batch_losses = step(models, params, buffers, forward, opt, x, train_y[idx],
-                                    _stack(drops, dev), _stack(transforms, dev))
+                if aug is not None:
+                    x = augment_images(x, aug, config)
+                batch_losses = step(models, params, buffers, forward, opt, x, train_y[idx], drop, transform)
                 losses += batch_losses * idx.shape[1]
             if vectorized and (on_epoch is not None or epoch == config.epochs - 1):
                 _unstack(models, params, buffers)
@@ -316,8 +312,47 @@ def train_replicas(config: ReplicaConfig, seeds: Sequence[int], data_root: str |
             yield seed, model, final
 
 
-def _stack(items, dev):
-    return None if items[0] is None else torch.stack(items).to(dev)
+DRAW_CHUNK_BYTES = 64 * 2 ** 20
+"""On a GPU, the replicas' random draws of this many bytes at most are made and sent at once."""
+
+
+def draw_chunk(config: ReplicaConfig, n_replicas: int, n_images: int, device: torch.device) -> int:
+    """How many batches' draws to make at once: one per batch on the CPU (nothing to send),
+    on a GPU as many as fit DRAW_CHUNK_BYTES (an epoch of 100 images at once; a full
+    CIFAR-10 epoch of dropout masks in a few copies), so the GPU is not waited on per batch."""
+    if device.type != "cuda":
+        return 1
+    per_image = 8 + 4 + (4 * config.hidden if config.model == "dropout" else 0) + 5
+    batches = -(-n_images // config.batch_size)
+    return max(1, min(batches, DRAW_CHUNK_BYTES // max(1, n_replicas * config.batch_size * per_image)))
+
+
+def epoch_draws(replicas: Sequence["_Replica"], n: int, batch_size: int, dev: torch.device, chunk_batches: int = 1):
+    """One epoch's (positions, dropout masks, transformed halves, augmentation) per batch, each
+    (replicas, batch, ...) on `dev`. Every replica draws from its own generator in the order it
+    always has (its batch order, then per batch its masks and its augmentation), `chunk_batches`
+    batches at a time, sent in one copy per chunk: the same values whatever the chunk."""
+    orders = [r.order(n) for r in replicas]
+    starts = list(range(0, n, batch_size))
+    for c in range(0, len(starts), chunk_batches):
+        chunk = starts[c:c + chunk_batches]
+        sizes = [min(batch_size, n - s) for s in chunk]
+        idx = torch.stack([o[chunk[0]:chunk[-1] + sizes[-1]] for o in orders])
+        per_replica = []
+        for r in replicas:
+            draws = [(*r.masks(size), r.augmentation(size)) for size in sizes]
+            per_replica.append([None if d[0] is None else torch.cat(d) for d in zip(*draws)])
+        drop, transform, aug = (None if parts[0] is None else torch.stack(parts) for parts in zip(*per_replica))
+        idx, drop, transform, aug = (None if t is None else _send(t, dev) for t in (idx, drop, transform, aug))
+        at = 0
+        for size in sizes:
+            yield tuple(None if t is None else t[:, at:at + size] for t in (idx, drop, transform, aug))
+            at += size
+
+
+def _send(t: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """To the GPU through pinned memory without waiting for it; on the CPU as is."""
+    return t.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else t.to(dev)
 
 
 def _plain_step(models, params, buffers, forward, opt, x, y, drop, transform):
@@ -367,12 +402,13 @@ def _unstack(models, params, buffers) -> None:
 @torch.no_grad()
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> tuple[float, float]:
     model.eval()
-    loss, correct = 0.0, 0
+    loss = torch.zeros((), dtype=torch.float64, device=x.device)  # summed on the device: one wait
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
     for s in range(0, x.shape[0], batch):
         logits = model(x[s:s + batch])
-        loss += float(F.cross_entropy(logits, y[s:s + batch], reduction="sum"))
-        correct += int((logits.argmax(1) == y[s:s + batch]).sum())
-    return loss / x.shape[0], correct / x.shape[0]
+        loss += F.cross_entropy(logits, y[s:s + batch], reduction="sum").double()
+        correct += (logits.argmax(1) == y[s:s + batch]).sum()
+    return float(loss) / x.shape[0], int(correct) / x.shape[0]
 
 
 # ----------------------------------------------------------------------------- task API
