@@ -13,6 +13,7 @@ none). Modules:
     solvers     numerical references: KS and Gray-Scott spectral, Burgers 2D, wave, Poisson
     data        finding and parsing PINNacle's files under the data root
     train       one run
+    ensemble    a trial's seeds trained together (vectorize: on)
     aggregate   raw vs expanded per PDE, paired tests, box plots (Fig. 4)
     download    download_pinnacle(dest): fetch the upstream files (needs internet)
 """
@@ -22,6 +23,7 @@ from symsweep.api import Task
 from symsweep.tasks.pinn.aggregate import aggregate_pinn, pinn_figures
 from symsweep.tasks.pinn.config import PDE_NAMES, PinnConfig
 from symsweep.tasks.pinn.download import download_pinnacle
+from symsweep.tasks.pinn.ensemble import run_many
 from symsweep.tasks.pinn.train import run
 
 __all__ = ["PDE_NAMES", "PinnConfig", "TASK", "run"]
@@ -35,6 +37,7 @@ TASK = Task(
     name="pinn",
     config_cls=PinnConfig,
     run=run,
+    run_many=run_many,
     summary_metrics=("l2re", "mse", "loss"),
     aggregate=aggregate_pinn,
     figures=pinn_figures,

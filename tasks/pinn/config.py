@@ -55,6 +55,14 @@ class PinnConfig:
     numerical solver, else none; file / solver force that source; none skips the error metrics."""
     float64: bool = False
     """Train in float64 (PINNacle: float32)."""
+    vectorize: Literal["off", "on"] = "off"
+    """on: the seeds a trial packs (`runs_per_trial`) train together as one network of stacked
+    weights (tasks/pinn/ensemble.py), each from its own initial weights with its own Adam
+    state; equal to its own run up to the order of floating-point sums (tested in float64).
+    off: one after another, each exactly its own run."""
+
+    # Settings added after sweeps had run: left out of the run id (and row) at their default.
+    OMIT_AT_DEFAULT = {"vectorize": "off"}
 
     # Budgets no one can mean (steps: 99999999999999999999999) are refused when a spec is read,
     # naming the range. A class attribute, not a field: run ids hash the fields only.
