@@ -132,3 +132,68 @@ def test_fractional_gpus_pack_trials_onto_one_real_gpu(cli, tmp_path):
     assert set(runs["cuda_visible_devices"]) == {"0"}
     starts, ends = sorted(runs["started_at"]), sorted(runs["finished_at"])
     assert starts[-1] < ends[0]  # all four ran at once on the one GPU
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_the_captured_image_step_matches_the_eager_one_on_cuda():
+    """capture: cuda_graph on CUDA: the graph's numbers against the eager step's (fp32, no
+    augmentation: the same inputs). Replays reorder nothing, so a loose tolerance is a defect."""
+    from symsweep import SimpleContext
+    from symsweep.tasks.image_classification import ImageClassificationConfig, run
+    histories = []
+    for capture in ("none", "cuda_graph"):
+        cfg = ImageClassificationConfig(dataset="digits", model="resnet18", image_size=32, epochs=2, amp=False,
+                                        train_limit=600, test_limit=200, batch_size=64, capture=capture)
+        ctx = SimpleContext(device="cuda")
+        run(cfg, 0, ctx)
+        histories.append(ctx.history)
+    for eager, captured in zip(*histories):
+        assert captured["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-4)
+        assert abs(captured["test_acc"] - eager["test_acc"]) <= 0.02
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_pinn_seeds_together_match_their_own_runs_on_cuda():
+    from symsweep import SimpleContext
+    from symsweep.tasks.pinn import PinnConfig, run
+    from symsweep.tasks.pinn.ensemble import run_many
+    config = PinnConfig(pde="burgers1d", iterations=50, log_every=50, hidden_layers=3, width=32, n_domain=512,
+                        n_boundary=128, n_initial=128, float64=True, vectorize="on", reference="none")
+    together = dict(run_many(config, [0, 1, 2], lambda s: SimpleContext(device="cuda")))
+    for seed in (0, 1, 2):
+        alone = run(config, seed, SimpleContext(device="cuda")).metrics
+        assert together[seed].metrics["loss"] == pytest.approx(alone["loss"], rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- MPS (issue 32)
+
+
+def test_mps_start_and_stop_commands_are_built_but_nothing_starts_on_the_cpu(tmp_path):
+    """What the Slurm template runs on each node with SYMSWEEP_MPS=1: the dry run shows the
+    daemon's commands and the variables Ray's workers inherit; on a machine without an NVIDIA
+    GPU `start` says why in one line, prints no exports, starts nothing and exits 0."""
+    import subprocess
+    import sys
+
+    from symsweep import mps
+    folder = tmp_path / "mps"
+
+    def call(*args):
+        return subprocess.run([sys.executable, "-m", "symsweep.mps", *args], capture_output=True, text=True)
+    dry = call("start", str(folder), "--dry-run")
+    assert dry.returncode == 0
+    assert f"export CUDA_MPS_PIPE_DIRECTORY={folder}/pipe" in dry.stdout
+    assert f"export CUDA_MPS_LOG_DIRECTORY={folder}/log" in dry.stdout
+    assert dry.stdout.strip().endswith("nvidia-cuda-mps-control -d")
+    assert call("stop", str(folder), "--dry-run").stdout.strip().endswith("nvidia-cuda-mps-control <<< quit")
+    if mps.why_not_here() is None:
+        pytest.skip("this machine could start an MPS daemon: not started by a test")
+    real = call("start", str(folder))
+    assert real.returncode == 0 and real.stdout == "", real
+    assert real.stderr.startswith("symsweep.mps: no ") and "MPS not started" in real.stderr
+    assert len(real.stderr.strip().splitlines()) == 1 and not folder.exists()
+    assert call("stop", str(folder)).returncode == 0
+    bad = call("begin", str(folder))
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

@@ -155,11 +155,11 @@ PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         return dict(line.split() for line in out.splitlines() if line.strip())
 
     # ------------------------------------------------------------------ jobs
-    def submit(self, spec: Path, results: Path | str, out: Path, *sbatch_args: str) -> str:
+    def submit(self, spec: Path, results: Path | str, out: Path, *sbatch_args: str, **env_vars: str) -> str:
         """`sbatch [ARGS] symsweep.sbatch SPEC --results RESULTS`, the way the docs say, with
         the test's Python, a head on 127.0.0.2 (as the loopback cluster tests) and the output in `out`."""
         env = self.env(SYMSWEEP_PYTHON=sys.executable, SYMSWEEP_HEAD_IP="127.0.0.2",
-                       TMPDIR=str(self.dir / "tmp"), PYTHONUNBUFFERED="1")
+                       TMPDIR=str(self.dir / "tmp"), PYTHONUNBUFFERED="1", **env_vars)
         res = subprocess.run(["sbatch", "--parsable", f"--output={out}", "--cpus-per-task=2", *sbatch_args,
                               str(SBATCH), str(spec), "--results", str(results), "--no-summary"],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
@@ -286,9 +286,11 @@ def _seconds(text: str) -> int:
 def test_a_sweep_on_two_nodes_with_gpus_completes_every_run_once(slurm, tmp_path):
     """The documented command: `sbatch --nodes=2 --gpus-per-node=2`. Head on n1, worker on
     n2 (srun). A trial wants a whole node (2 CPUs, 2 GPUs): two trials at once means that
-    both nodes ran trials, with the GPUs Slurm gave the job on each."""
+    both nodes ran trials, with the GPUs Slurm gave the job on each. With SYMSWEEP_MPS=1:
+    each node's Ray runs under the MPS branch (these fake GPUs have no MPS daemon to start:
+    symsweep.mps says so and Ray starts all the same)."""
     spec, out = _spec(tmp_path, sleep=5, seeds=4, cpus=2, gpus=2), tmp_path / "job.out"
-    job = slurm.submit(spec, tmp_path / "res", out, "--nodes=2", "--gpus-per-node=2")
+    job = slurm.submit(spec, tmp_path / "res", out, "--nodes=2", "--gpus-per-node=2", SYMSWEEP_MPS="1")
     info = slurm.wait_job(job)
     text = out.read_text()
     assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text
