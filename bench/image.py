@@ -20,9 +20,10 @@ from symsweep.tasks.common.models import MIN_INPUT, MODELS, build_model
 
 def images_per_second(model_name: str, size: int, batch: int, steps: int, device: torch.device,
                       channels: int = 3, width: int = 32, lr: float = 0.1, momentum: float = 0.9,
-                      weight_decay: float = 0.0, amp: bool = True) -> float:
-    """A plain training loop's images/s: random data already on the device, one warm-up step;
-    on CUDA channels-last and (with `amp`) bfloat16 autocast, as the image task does."""
+                      weight_decay: float = 0.0, amp: bool = True, warmup: int = 1) -> float:
+    """A plain eager training loop's images/s: one random batch already on the device,
+    `warmup` untimed steps; on CUDA channels-last and (with `amp`) bfloat16 autocast, as the
+    image task does."""
     model = build_model(model_name, channels, 10, width).to(device)
     cuda = device.type == "cuda"
     if cuda:
@@ -40,7 +41,8 @@ def images_per_second(model_name: str, size: int, batch: int, steps: int, device
         loss.backward()
         opt.step()
 
-    step()
+    for _ in range(warmup):
+        step()
     if cuda:
         torch.cuda.synchronize()
     start = time.perf_counter()

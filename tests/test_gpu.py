@@ -67,7 +67,8 @@ def test_a_gpu_spec_without_cuda_runs_on_the_cpu_and_says_so_once(cli, tmp_path)
 
 def test_the_device_bench_runs_at_its_cpu_size(tmp_path):
     """bench/gpu.py --device cpu --quick: every section's code path, at toy sizes, so the
-    script a GPU slot runs cannot rot. Each figure is a number (or n/a where CPU has none)."""
+    script a GPU slot runs cannot rot. Every key the GPU issue asks for is printed: a number,
+    or `skipped (why)` where only a GPU (or the full run) gives the figure."""
     import json
     import subprocess
     import sys
@@ -77,14 +78,27 @@ def test_the_device_bench_runs_at_its_cpu_size(tmp_path):
                           "--data-root", str(SHARED_DATA)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     figures = json.loads(out.read_text())
-    skipped = {k: v for k, v in figures.items() if isinstance(v, str) and v.startswith("skipped")}
+    gpu_only = {"captured_speedup_b64": "CUDA graphs need CUDA", "packing_speedup_4": "needs a GPU",
+                "packing_speedup_4_mps": "MPS needs an NVIDIA GPU"}
+    for key, why in gpu_only.items():
+        assert figures[key].startswith("skipped (") and why in figures[key], (key, figures[key])
+    skipped = {k: v for k, v in figures.items() if isinstance(v, str) and v.startswith("skipped")
+               and k not in gpu_only and not k.startswith("gpu_hours_")}
     if not (SHARED_DATA / "pinnacle").exists():
         skipped.pop("pinn_ratio_vs_plain", None)  # needs PINNacle's burgers1d.dat
     assert not skipped, skipped
-    for key in ("rd_sweep_wall_s", "ensemble_speedup", "packing_speedup_2", "image_ratio_vs_plain_raw32",
-                "image_ratio_vs_plain_x2", "landscape_configs_per_s"):
+    for key in ("rd_sweep_wall_s", "ensemble_speedup", "packing_speedup_2", "image_ratio_vs_plain_b64",
+                "image_ratio_vs_plain_b512", "image_ratio_vs_plain_b64_x2", "image_ratio_vs_plain_b512_x2",
+                "pinn_seeds_speedup", "landscape_configs_per_s", "gpu_hours_replicas-cifar10",
+                "gpu_hours_paper_table"):
         assert isinstance(figures[key], float) and figures[key] > 0, (key, figures[key])
+    assert figures["gpu_hours_paper_table"] == figures["gpu_hours_replicas-cifar10"]  # the one spec --quick plans
+    assert figures["gpu_hours_specs"] == "replicas-cifar10"
+    for key in ("gpu_hours_expansion-cifar", "gpu_hours_pinn-pinnacle", "gpu_hours_sentiment-imdb"):
+        assert figures[key].startswith("skipped (")
+    assert figures["pinn_seeds_loss_rel_diff"] < 1e-4  # float32, 10 iterations
     assert figures["rd_sweep_runs"] == 2 and figures["packing_recommended_n"] in (1, 2)
+    assert all(isinstance(v, float) for k, v in figures.items() if k.startswith("section_s_"))
 
 
 # ----------------------------------------------------------------------------- CUDA (skipped without)
