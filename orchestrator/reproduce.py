@@ -558,7 +558,21 @@ def _scale(done: pd.DataFrame, fields: tuple[str, ...]) -> str:
                 parts.append(f"{f} {', '.join(values[:4])}" + (" ..." if len(values) > 4 else ""))
     if "info_dataset_source" in done:
         parts.append(f"data {', '.join(sorted(done['info_dataset_source'].dropna().astype(str).unique()))}")
+    hardware = _hardware(done)
+    if hardware:
+        parts.append(f"on {hardware}")
     return "; ".join(parts)
+
+
+def _hardware(done: pd.DataFrame) -> str:
+    """What the runs trained on, from their rows: the GPU's name, or the CPU's model."""
+    if "device" not in done:
+        return ""
+    names = set()
+    for device, cpu in zip(done["device"].astype(str), done.get("cpu_model", pd.Series([""] * len(done))).astype(str)):
+        kind, _, name = device.partition(":")
+        names.add(name if kind == "cuda" else f"CPU {cpu}" if cpu and cpu not in ("nan", "None") else f"CPU {name}")
+    return ", ".join(sorted(names))
 
 
 def _progress(store, done: pd.DataFrame, where: Mapping[str, Any]) -> str:

@@ -226,3 +226,17 @@ def test_a_real_sweep_with_a_failed_run_is_shown_as_partial(tmp_path, cli):
         "partial: 4 of 6 planned runs"), row.scale
     assert row.verdict in VERDICTS
     assert markdown([row]).rstrip().endswith("(so far: the sweep is partial) |")
+
+
+def test_a_rows_scale_names_the_hardware_its_runs_trained_on():
+    """Issue 33: every row names the scale, the data file and the hardware (read from the rows)."""
+    import pandas as pd
+
+    from symsweep.reproduce import _scale
+    done = pd.DataFrame({"run_id": ["a", "b", "c"], "seed": [0, 1, 0], "cfg_epochs": [15, 15, 15],
+                         "device": ["cuda:NVIDIA H200", "cuda:NVIDIA H200", "cpu:x86_64"],
+                         "cpu_model": ["AMD EPYC", "AMD EPYC", "AMD EPYC"],
+                         "info_dataset_source": ["cifar10-jpeg.tar.xz"] * 3})
+    text = _scale(done, ("epochs",))
+    assert "epochs 15" in text and "data cifar10-jpeg.tar.xz" in text
+    assert text.endswith("on CPU AMD EPYC, NVIDIA H200")
