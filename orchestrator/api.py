@@ -113,6 +113,10 @@ class Task:
     run_many:      optional run_many(config, seeds, ctx_for_seed) -> iterator of
                    (seed, RunResult): trains several seeds together. `ctx_for_seed(seed)`
                    gives each seed its own context (history, artifacts).
+    batches:       optional batches(config) -> bool: whether run_many trains this config's
+                   seeds together; where it says no, each seed runs through `run` (its own
+                   duration, peak memory and error). None: run_many whenever a trial has
+                   several seeds.
     summary_metrics: metrics the end-of-sweep table shows (mean +- std over seeds).
     aggregate:     optional aggregate(runs_df, history_df, load_artifact[, settings]) ->
                    dict[name, DataFrame], written under the sweep's aggregates/;
@@ -145,6 +149,7 @@ class Task:
     config_cls: type
     run: Callable[[Any, int, RunContext], RunResult]
     run_many: Callable[..., Any] | None = None
+    batches: Callable[[Any], bool] | None = None
     summary_metrics: Sequence[str] = ()
     aggregate: Callable[..., dict] | None = None
     aggregate_config: type | None = None

@@ -767,6 +767,8 @@ def _coerce(where: str, value: Any, tp: Any) -> Any:
     if tp is Any:
         return value
     if origin is Literal:
+        if isinstance(value, bool) and {"on", "off"} <= set(args):
+            return "on" if value else "off"  # YAML 1.1 reads an unquoted on / off as true / false
         if any(value == a and type(value) is type(a) for a in args):
             return value
         raise SpecError(f"{where}: {value!r} is not allowed; allowed values: {', '.join(map(repr, args))}")

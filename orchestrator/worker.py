@@ -175,7 +175,7 @@ class TrialRunner:
                 attempts[run_id] = 1 + before
 
         batch_error = None
-        if task.run_many is not None and len(todo) > 1:
+        if task.run_many is not None and len(todo) > 1 and (task.batches is None or task.batches(config)):
             todo, batch_error = self._run_many(task, config, trial, columns, todo, attempts, store, device, threads,
                                                finish)
         for run_id, seed in todo:

@@ -477,3 +477,19 @@ def test_seeds_with_other_collocation_counts_run_alone_exactly():
     for seed in (1, 2):
         assert together[seed].info.get("trained_with_seeds") is None
         assert together[seed].metrics["loss"] == run(config, seed, SimpleContext(data_root=str(SHARED_DATA))).metrics["loss"]
+
+
+@pytest.mark.parametrize("vectorize, batch", [("off", 1), ("on", 2)])
+def test_a_trials_seeds_run_as_a_batch_only_when_vectorized(cli, tmp_path, vectorize, batch):
+    """Through the runner: with vectorize off each seed of a trial is its own run (its own
+    duration and peak memory, as before the option existed); on, one batch of the seeds."""
+    from conftest import ledger
+    res = cli("run", "sweeps/pinn-gpu.yaml", "--executor", "inline", "--results", str(tmp_path),
+              "--data-root", str(SHARED_DATA), "--set", "pde=[burgers1d]", "--set", "expansion=[raw]",
+              "--set", "seeds=2", "--set", "iterations=4", "--set", "log_every=2", "--set", "n_domain=50",
+              "--set", "n_boundary=16", "--set", "n_initial=16", "--set", "resources.gpus=0",
+              "--set", f"vectorize={vectorize}")
+    assert res.returncode == 0, res.stdout + res.stderr
+    runs = ledger(tmp_path / "pinn-gpu")
+    assert len(runs) == 2 and set(runs["status"]) == {"completed"}
+    assert set(runs["batch_size_runs"]) == {batch}

@@ -383,3 +383,16 @@ def test_one_canonical_form_serves_run_ids_and_spec_comparison():
     assert run_id("synthetic", {"lr": 0.1}, 3) == hashlib.sha256(text.encode()).hexdigest()[:16]
     with pytest.raises(SpecError, match="repeats a value"):
         spec_from_dict({"name": "x", "task": "synthetic", "axes": {"lr": [0.1, 0.1]}})
+
+
+def test_an_unquoted_on_or_off_is_the_setting_not_a_boolean():
+    """YAML 1.1 reads `vectorize: on` as true; a setting whose values are "on" / "off" takes it
+    as meant (the PINN and replica tasks' vectorize), with the run id of the quoted form."""
+    from symsweep.spec import spec_from_dict
+    for task, values in (("pinn", ("on", "off")), ("replica", ("on", "off"))):
+        for yaml_value, meant in ((True, values[0]), (False, values[1])):
+            spec = spec_from_dict({"name": "v", "task": task, "fixed": {"vectorize": yaml_value}, "seeds": 1})
+            quoted = spec_from_dict({"name": "v", "task": task, "fixed": {"vectorize": meant}, "seeds": 1})
+            runs, runs_quoted = expand(spec), expand(quoted)
+            assert runs[0].config.get("vectorize", "off") == meant
+            assert [r.run_id for r in runs] == [r.run_id for r in runs_quoted]

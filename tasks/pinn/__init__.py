@@ -38,6 +38,7 @@ TASK = Task(
     config_cls=PinnConfig,
     run=run,
     run_many=run_many,
+    batches=lambda config: config.vectorize == "on",  # off: each seed exactly its own run, as before
     summary_metrics=("l2re", "mse", "loss"),
     aggregate=aggregate_pinn,
     figures=pinn_figures,

@@ -458,6 +458,7 @@ TASK = Task(
     config_cls=ReplicaConfig,
     run=run,
     run_many=run_many,
+    batches=lambda config: config.vectorize != "off",  # off: each seed through `run`, its own duration
     summary_metrics=("test_acc", "train_acc"),
     aggregate=_aggregate,
     aggregate_config=RDSettings,
