@@ -174,7 +174,8 @@ def test_rounds_are_replayed_from_the_ledger_deterministically():
     assert r3.decisions["same"].state != OPEN
 
 
-@pytest.mark.parametrize("executor", ["inline", "ray"])
+# ray: slow tier (rounds are planned by the driver, the same on both executors)
+@pytest.mark.parametrize("executor", ["inline", pytest.param("ray", marks=pytest.mark.slow)])
 def test_an_adaptive_sweep_runs_in_rounds_and_a_rerun_adds_nothing(tmp_path, executor):
     spec = tmp_path / "ad.yaml"
     spec.write_text(SPEC.format(top=9 if executor == "inline" else 6))  # on Ray: two rounds are enough

@@ -60,6 +60,7 @@ def _assert_exactly_once(sweep: Path, planned: int) -> pd.DataFrame:
     return runs
 
 
+@pytest.mark.slow  # the default run kills the worker node with results on S3 (the same path, plus S3)
 def test_killing_the_worker_node_mid_sweep_loses_and_doubles_nothing(cluster, tmp_path):
     cluster.add_worker("worker", tmp_path / "ray-logs", cpus=2)
     spec = tmp_path / "spec.yaml"

@@ -231,7 +231,8 @@ def tiny_disk(tmp_path):
     yield from _tmpfs(tmp_path / "disk", "size=1m", "a small tmpfs")
 
 
-@pytest.mark.parametrize("executor", ["inline", "ray"])
+# ray: slow tier (the write path under a full disk is the store's, the same on both executors)
+@pytest.mark.parametrize("executor", ["inline", pytest.param("ray", marks=pytest.mark.slow)])
 def test_a_full_disk_is_one_line_leaves_no_half_files_and_resume_completes(tiny_disk, tmp_path, executor):
     spec = tmp_path / "big.yaml"
     spec.write_text(SYN.replace("seeds: 3", "seeds: 60").replace("runs_per_trial: 3", "runs_per_trial: 60")

@@ -51,7 +51,8 @@ def _kill_mid_sweep(args: list[str], sweep_uri: str, at_least: int) -> int:
     return done
 
 
-@pytest.mark.parametrize("executor", ["inline", "ray"])
+# ray: slow tier (the loopback cluster test kills a Ray worker with results on S3 by default)
+@pytest.mark.parametrize("executor", ["inline", pytest.param("ray", marks=pytest.mark.slow)])
 def test_kill_then_run_again_runs_everything_exactly_once_on_s3(s3, tmp_path, executor):
     results = s3.uri(f"kill-{executor}")
     sweep = f"{results}/syn"

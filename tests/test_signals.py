@@ -142,7 +142,9 @@ def test_ctrl_c_stops_a_driver_mid_sweep_with_130_and_resume_runs_every_run_once
 # ----------------------------------------------------------------------------- SIGTERM, as a scheduler sends it
 
 
-@pytest.mark.parametrize("executor, target", [("inline", "driver"), ("ray", "driver"), ("ray", "group")])
+# ray + the whole group: slow tier (the real-Slurm scancel test sends SIGTERM to every process of a job on Ray)
+@pytest.mark.parametrize("executor, target", [("inline", "driver"), ("ray", "driver"),
+                                              pytest.param("ray", "group", marks=pytest.mark.slow)])
 def test_sigterm_stops_a_driver_mid_sweep_like_ctrl_c_with_143(tmp_path, executor, target):
     """`scancel`, Kubernetes and `docker stop` send SIGTERM: to the driver alone (docker's pid 1),
     or to every process of the job (scancel: the embedded Ray's processes too). The driver
