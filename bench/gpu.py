@@ -380,9 +380,9 @@ def plans(args, workdir: Path) -> None:
         sets.append(f"--calibrate-set=resources.gpus={gpus if cuda else 0}")
         if not cuda:
             sets.append("--calibrate-set=dataset=digits")
+        data = ["--data-root", args.data_root] if os.path.isdir(args.data_root) else []
         proc = subprocess.run([sys.executable, "-m", "symsweep.cli", "plan", str(spec_path), "--calibrate", *sets,
-                               "--results", str(workdir / "plans"), "--data-root", args.data_root],
-                              cwd=REPO, capture_output=True, text=True)
+                               "--results", str(workdir / "plans"), *data], cwd=REPO, capture_output=True, text=True)
         found = re.search(r"([0-9.e+]+) GPU hours", proc.stdout)
         if proc.returncode != 0 or not found:
             emit(f"gpu_hours_{name}", f"skipped ({' '.join((proc.stderr or proc.stdout).split())[-160:]})")

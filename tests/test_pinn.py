@@ -485,7 +485,7 @@ def test_a_trials_seeds_run_as_a_batch_only_when_vectorized(cli, tmp_path, vecto
     duration and peak memory, as before the option existed); on, one batch of the seeds."""
     from conftest import ledger
     res = cli("run", "sweeps/pinn-gpu.yaml", "--executor", "inline", "--results", str(tmp_path),
-              "--data-root", str(SHARED_DATA), "--set", "pde=[burgers1d]", "--set", "expansion=[raw]",
+              "--set", "reference=none", "--set", "pde=[burgers1d]", "--set", "expansion=[raw]",
               "--set", "seeds=2", "--set", "iterations=4", "--set", "log_every=2", "--set", "n_domain=50",
               "--set", "n_boundary=16", "--set", "n_initial=16", "--set", "resources.gpus=0",
               "--set", f"vectorize={vectorize}")
