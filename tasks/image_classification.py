@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from symsweep.api import Diverged, RunContext, RunResult, Task
 from symsweep.stats import completed, describe_groups
-from symsweep.tasks.common.datasets import DATASETS, ImageData, TensorSource, image_size_of, load_dataset
+from symsweep.tasks.common.datasets import DATASETS, ImageData, TensorSource, image_size_of, load_dataset, send
 from symsweep.tasks.common.expansion import RANDOM
 from symsweep.tasks.common.models import MIN_INPUT, build_model, count_parameters
 
@@ -211,7 +211,7 @@ class _Inputs:
             return
         sizes = [min(batch_size, n - s) for s in range(0, n, batch_size)]
         offsets, mirror = draw_crop_flip(sizes, self.crop_padding, self.flip, self.augment_gen)
-        self._drawn = (_to_device(offsets, self.device), None if mirror is None else _to_device(mirror, self.device))
+        self._drawn = (send(offsets, self.device), None if mirror is None else send(mirror, self.device))
         self._at = 0
 
     def _noise(self, idx: torch.Tensor, split: int, shape) -> torch.Tensor:
@@ -245,13 +245,6 @@ class _Inputs:
         if self.device.type == "cuda" and self.c.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
-
-
-def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A CPU tensor on `device`; to a GPU through pinned memory, without waiting for the GPU."""
-    if device.type != "cuda":
-        return t
-    return t.pin_memory().to(device, non_blocking=True)
 
 
 @functools.lru_cache(maxsize=2)
@@ -295,12 +288,10 @@ class _CapturedStep(_Step):
         self.use_graph = device.type == "cuda"
 
     def __call__(self, xb, yb):
-        if len(yb) != self.batch_size:  # an epoch's last, partial batch
+        if len(yb) != self.batch_size or not self.use_graph:  # an epoch's last, partial batch; off CUDA
             return self._eager(xb, yb, cache=False)
-        if self.steps < self.WARMUP or not self.use_graph:
+        if self.steps < self.WARMUP:  # on a side stream, as graph capture requires
             self.steps += 1
-            if not self.use_graph:
-                return self._eager(xb, yb, cache=False)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):

@@ -99,6 +99,15 @@ class FileSource:
         return torch.stack([self.dataset[int(self.indices[i])][0] for i in idx])
 
 
+def send(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor of random draws or indices on `device`: to a GPU through pinned memory
+    without waiting for the GPU (a copy from pageable memory waits for the work queued before
+    it); on the CPU as it is."""
+    if device.type != "cuda":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def _to_float(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 255.0 if x.dtype == torch.uint8 else x
 

@@ -124,10 +124,10 @@ class _Losses:
         for i, bc in enumerate(self.data.bcs):
             beg, end = size * starts[i], size * starts[i + 1]
             rows = (end - beg) // size
-            if isinstance(bc, _ROWWISE) or isinstance(bc, dde.icbc.PeriodicBC):
-                err = bc.error(self.x_np, x, y, beg, end)
-                per = rows // 2 if isinstance(bc, dde.icbc.PeriodicBC) else rows
-                terms.append(err.reshape(size, per, -1).square().mean(dim=(1, 2)))
+            periodic = isinstance(bc, dde.icbc.PeriodicBC)
+            if periodic or isinstance(bc, _ROWWISE):
+                err = bc.error(self.x_np, x, y, beg, end)  # a periodic error: one row per left/right pair
+                terms.append(err.reshape(size, rows // 2 if periodic else rows, -1).square().mean(dim=(1, 2)))
             else:
                 terms.append(torch.stack([bc.error(self.x_np, x, y, beg + s * rows, beg + (s + 1) * rows)
                                           .square().mean() for s in range(size)]))

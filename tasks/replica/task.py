@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from symsweep.api import RunContext, RunResult, Task
-from symsweep.tasks.common.datasets import load_dataset
+from symsweep.tasks.common.datasets import load_dataset, send
 from symsweep.tasks.replica.distance import RDSettings
 
 MODELS = ("simple", "dropout", "batchnorm", "flip", "rot180")
@@ -343,16 +343,13 @@ def epoch_draws(replicas: Sequence["_Replica"], n: int, batch_size: int, dev: to
             draws = [(*r.masks(size), r.augmentation(size)) for size in sizes]
             per_replica.append([None if d[0] is None else torch.cat(d) for d in zip(*draws)])
         drop, transform, aug = (None if parts[0] is None else torch.stack(parts) for parts in zip(*per_replica))
-        idx, drop, transform, aug = (None if t is None else _send(t, dev) for t in (idx, drop, transform, aug))
+        idx, drop, transform, aug = (None if t is None else send(t, dev) for t in (idx, drop, transform, aug))
         at = 0
         for size in sizes:
             yield tuple(None if t is None else t[:, at:at + size] for t in (idx, drop, transform, aug))
             at += size
 
 
-def _send(t: torch.Tensor, dev: torch.device) -> torch.Tensor:
-    """To the GPU through pinned memory without waiting for it; on the CPU as is."""
-    return t.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else t.to(dev)
 
 
 def _plain_step(models, params, buffers, forward, opt, x, y, drop, transform):
