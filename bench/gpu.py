@@ -10,7 +10,12 @@ side in the same run where a ratio fits:
                            digits images x 200 epochs) through `symsweep run`, Ray start-up
                            excluded (timed from the "runs planned" line to the "done" line)
   rd_sweep_gpu_util        mean GPU utilization sampled with NVML while it runs (n/a without)
+  rd_sweep_captured_wall_s the same sweep with `capture: cuda_graph` (and its _gpu_util; CUDA only)
   ensemble_speedup_<model> vectorized ensemble vs one-by-one replicas per second, per model
+  replica_captured_speedup the vectorized ensemble with `capture: cuda_graph` over the eager
+                           ensemble (geometric mean; _<model> each; CUDA only), with
+                           replica_captured_weight_max_diff_<model>: seed 0's final weights
+                           captured vs eager (capturable Adam's rounding; 0 on the CPU)
   packing_speedup_<n>      runs/s with n trials sharing the GPU (gpus: 1/n) over one trial;
                            _mps: the same with an NVIDIA MPS daemon (symsweep.mps) started
                            for the driver's embedded Ray; peak_gpu_mem_mb per run, and
@@ -130,11 +135,12 @@ def run_cli(args: list[str], workdir: Path, env: dict | None = None) -> tuple[su
     return res, done - planned
 
 
-def replica_spec(name: str, models: list[str], replicas: int, epochs: int, gpus: float, per_trial: int) -> str:
+def replica_spec(name: str, models: list[str], replicas: int, epochs: int, gpus: float, per_trial: int,
+                 capture: str = "none") -> str:
     return textwrap.dedent(f"""
         name: {name}
         task: replica
-        fixed: {{dataset: digits, n_images: 100, epochs: {epochs}}}
+        fixed: {{dataset: digits, n_images: 100, epochs: {epochs}, capture: {capture}}}
         axes: {{model: [{', '.join(models)}]}}
         seeds: {replicas}
         runs_per_trial: {per_trial}
@@ -150,13 +156,17 @@ def rd_sweep(args, workdir: Path) -> None:
     if args.quick:
         models = models[:1]
     gpus = round(1 / len(models), 4) if args.device == "cuda" else 0
-    spec = workdir / "rd.yaml"
-    spec.write_text(replica_spec("rd-sweep", models, replicas, epochs, gpus, replicas))
-    with GpuSampler() as sampler:
-        _, wall = run_cli(["run", str(spec), "--results", str(workdir / "results"), "--no-summary"], workdir)
-    emit("rd_sweep_wall_s", wall)
     emit("rd_sweep_runs", len(models) * replicas)
-    emit("rd_sweep_gpu_util", sampler.mean if sampler.mean is not None else "n/a (no NVML)")
+    for capture, tag in (("none", ""), ("cuda_graph", "_captured")):
+        if capture != "none" and args.device != "cuda":
+            emit(f"rd_sweep{tag}_wall_s", "skipped (CUDA graphs need CUDA)")
+            continue
+        spec = workdir / f"rd{tag}.yaml"
+        spec.write_text(replica_spec(f"rd-sweep{tag}", models, replicas, epochs, gpus, replicas, capture))
+        with GpuSampler() as sampler:
+            _, wall = run_cli(["run", str(spec), "--results", str(workdir / "results"), "--no-summary"], workdir)
+        emit(f"rd_sweep{tag}_wall_s", wall)
+        emit(f"rd_sweep{tag}_gpu_util", sampler.mean if sampler.mean is not None else "n/a (no NVML)")
 
 
 # ----------------------------------------------------------------------------- ensembles
@@ -185,6 +195,40 @@ def ensembles(args, workdir: Path) -> None:
         emit(f"ensemble_speedup_{model}", rates[1] / rates[0])
         speedups.append(rates[1] / rates[0])
     emit("ensemble_speedup", statistics.geometric_mean(speedups))
+
+
+@section("replica_captured_speedup")
+def replica_capture(args, workdir: Path) -> None:
+    """The vectorized ensemble with `capture: cuda_graph` over the eager ensemble, and seed
+    0's final weights captured vs eager. Off CUDA no graph is recorded but the static-tensor
+    path runs: the weights must be equal (max diff 0) and the ratio is no GPU figure."""
+    import torch
+    from symsweep.tasks.replica.task import MODELS, ReplicaConfig, flat_weights, train_replicas
+    replicas, epochs = (32, 50) if not args.quick else (3, 4)
+    models = list(MODELS) if not args.quick else ["batchnorm"]
+    cuda = args.device == "cuda"
+    ratios = []
+    for model in models:
+        rates, seed0 = [], []
+        for capture in ("none", "cuda_graph"):
+            cfg = ReplicaConfig(model=model, dataset="digits", epochs=epochs, capture=capture)
+            list(train_replicas(cfg, [0, 1], None, args.device, True))  # warm-up
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            weights = {s: flat_weights(m) for s, m, _ in train_replicas(cfg, list(range(replicas)), None,
+                                                                         args.device, True)}
+            if cuda:
+                torch.cuda.synchronize()
+            rates.append(replicas / (time.perf_counter() - start))
+            seed0.append(weights[0])
+        ratios.append(rates[1] / rates[0])
+        emit(f"replica_captured_weight_max_diff_{model}", float(abs(seed0[1] - seed0[0]).max()))
+        if cuda:
+            emit(f"replica_captured_speedup_{model}", ratios[-1])
+    ratio = statistics.geometric_mean(ratios)
+    emit("replica_captured_speedup", ratio if cuda else
+         f"skipped (CUDA graphs need CUDA; no graph on the CPU, its static-tensor path ran at {ratio:.2f}x)")
 
 
 # ----------------------------------------------------------------------------- packing
@@ -419,7 +463,7 @@ def main() -> None:
     ap.add_argument("--data-root", default=os.environ.get("SYMSWEEP_DATA", str(REPO.parent / "shared" / "data")))
     ap.add_argument("--out", default=None, help="also write the figures as JSON here")
     ap.add_argument("--only", default=None,
-                    help="comma-separated sections: rd,ensemble,packing,image,pinn,seeds,landscape,plans")
+                    help="comma-separated sections: rd,ensemble,capture,packing,image,pinn,seeds,landscape,plans")
     args = ap.parse_args()
     import torch
     if args.device is None:
@@ -429,7 +473,7 @@ def main() -> None:
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({os.cpu_count()} cores)"
     emit("device", name)
     emit("quick", args.quick)
-    sections = {"rd": rd_sweep, "ensemble": ensembles, "packing": packing, "image": image, "pinn": pinn,
+    sections = {"rd": rd_sweep, "ensemble": ensembles, "capture": replica_capture, "packing": packing, "image": image, "pinn": pinn,
                 "seeds": pinn_seeds, "landscape": landscape, "plans": plans}
     chosen = args.only.split(",") if args.only else list(sections)
     start = time.perf_counter()

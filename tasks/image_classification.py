@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from symsweep.api import Diverged, RunContext, RunResult, Task
 from symsweep.stats import completed, describe_groups
+from symsweep.tasks.common.capture import GraphedStep
 from symsweep.tasks.common.datasets import DATASETS, ImageData, TensorSource, image_size_of, load_dataset, send
 from symsweep.tasks.common.expansion import RANDOM
 from symsweep.tasks.common.models import MIN_INPUT, build_model, count_parameters
@@ -96,13 +97,14 @@ class ImageClassificationConfig:
     workers: int = 0
     """DataLoader worker processes for the file-based datasets."""
     capture: Literal["none", "cuda_graph"] = "none"
-    """cuda_graph: on CUDA, each full training batch's step (forward, loss, backward, SGD) is
-    replayed from a CUDA graph recorded after 3 eager warm-up steps, so a small batch is not
-    bound by Python and kernel launches; the last, partial batch of an epoch runs eagerly.
-    SGD then runs fused with the learning rate as a device tensor (what a graph can replay as
-    the schedule changes it) and autocast without its weight cache: the numbers equal the
-    eager step's to rounding (tested on the CPU, where no graph is recorded but the rest of
-    the path runs). Opt-in: no GPU has run it in this project yet (docs/performance.md)."""
+    """cuda_graph: on CUDA, the training step (forward, loss, backward, SGD) is replayed from
+    a CUDA graph per batch size (full batches, and the epoch's last, partial batch), recorded
+    after 3 eager warm-up steps of that size, so a small batch is not bound by Python and
+    kernel launches. SGD then runs fused with the learning rate as a device tensor (what a
+    graph can replay as the schedule changes it) and autocast without its weight cache: the
+    numbers equal the eager step's to rounding (tested on the CPU, where no graph is recorded
+    but the rest of the path runs). Opt-in: no GPU has run it in this project yet
+    (docs/performance.md)."""
 
     # Settings added after sweeps had run: left out of the run id (and row) at their default.
     OMIT_AT_DEFAULT = {"capture": "none"}
@@ -275,41 +277,20 @@ class _Step:
 
 
 class _CapturedStep(_Step):
-    """`capture: cuda_graph`: full batches replay a CUDA graph of the step; see the config.
-    Off CUDA nothing is recorded: the static buffers, warm-up and fused SGD with a tensor
-    learning rate run all the same, which is what the CPU tests check."""
+    """`capture: cuda_graph`: each batch size's step replays a CUDA graph (the epoch's last,
+    partial batch its own), recorded after 3 eager warm-up steps of that size; see the config
+    and `symsweep.tasks.common.capture`. Off CUDA nothing is recorded but the static tensors
+    are filled and the step runs on them, which is what the CPU tests check."""
 
     WARMUP = 3
 
-    def __init__(self, model, opt, device, amp, batch_size: int):
+    def __init__(self, model, opt, device, amp):
         super().__init__(model, opt, device, amp)
-        self.batch_size, self.steps, self.graph = batch_size, 0, None
-        self.static: tuple | None = None
-        self.use_graph = device.type == "cuda"
+        self.graphed = GraphedStep(lambda xb, yb: self._eager(xb, yb, cache=False), device, self.WARMUP,
+                                   before_capture=lambda: self.opt.zero_grad(set_to_none=True))
 
     def __call__(self, xb, yb):
-        if len(yb) != self.batch_size or not self.use_graph:  # an epoch's last, partial batch; off CUDA
-            return self._eager(xb, yb, cache=False)
-        if self.steps < self.WARMUP:  # on a side stream, as graph capture requires
-            self.steps += 1
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                loss = self._eager(xb, yb, cache=False)
-            torch.cuda.current_stream().wait_stream(side)
-            return loss
-        if self.graph is None:
-            static_x, static_y = xb.clone(), yb.clone()
-            self.graph = torch.cuda.CUDAGraph()
-            self.opt.zero_grad(set_to_none=True)
-            with torch.cuda.graph(self.graph):
-                static_loss = self._eager(static_x, static_y, cache=False)
-            self.static = (static_x, static_y, static_loss)
-        static_x, static_y, static_loss = self.static
-        static_x.copy_(xb, non_blocking=True)
-        static_y.copy_(yb, non_blocking=True)
-        self.graph.replay()
-        return static_loss.clone()
+        return self.graphed(xb, yb)
 
 
 def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunResult:
@@ -336,7 +317,7 @@ def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunRes
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) if config.scheduler == "cosine"
              else torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), config.gamma)
              if config.scheduler == "step" else None)
-    step = _CapturedStep(model, opt, device, amp, config.batch_size) if captured else _Step(model, opt, device, amp)
+    step = _CapturedStep(model, opt, device, amp) if captured else _Step(model, opt, device, amp)
     best_acc, train_loss, test_loss, test_acc = 0.0, math.nan, math.nan, 0.0
     train_s, train_images = 0.0, 0
     for epoch in range(config.epochs):

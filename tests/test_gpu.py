@@ -65,7 +65,7 @@ def test_a_gpu_spec_without_cuda_runs_on_the_cpu_and_says_so_once(cli, tmp_path)
 # ----------------------------------------------------------------------------- the device bench
 
 
-IN_PROCESS_SECTIONS = "ensemble,image,pinn,seeds,landscape,plans"
+IN_PROCESS_SECTIONS = "ensemble,capture,image,pinn,seeds,landscape,plans"
 
 
 @pytest.mark.parametrize("only", [IN_PROCESS_SECTIONS, pytest.param("", marks=pytest.mark.slow)],
@@ -86,9 +86,10 @@ def test_the_device_bench_runs_at_its_cpu_size(tmp_path, only):
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     figures = json.loads(out.read_text())
-    gpu_only = {"captured_speedup_b64": "CUDA graphs need CUDA"}
+    gpu_only = {"captured_speedup_b64": "CUDA graphs need CUDA", "replica_captured_speedup": "CUDA graphs need CUDA"}
     if not only:
-        gpu_only.update({"packing_speedup_4": "needs a GPU", "packing_speedup_4_mps": "MPS needs an NVIDIA GPU"})
+        gpu_only.update({"packing_speedup_4": "needs a GPU", "packing_speedup_4_mps": "MPS needs an NVIDIA GPU",
+                         "rd_sweep_captured_wall_s": "CUDA graphs need CUDA"})
     for key, why in gpu_only.items():
         assert figures[key].startswith("skipped (") and why in figures[key], (key, figures[key])
     skipped = {k: v for k, v in figures.items() if isinstance(v, str) and v.startswith("skipped")
@@ -109,6 +110,7 @@ def test_the_device_bench_runs_at_its_cpu_size(tmp_path, only):
     for key in ("gpu_hours_expansion-cifar", "gpu_hours_pinn-pinnacle", "gpu_hours_sentiment-imdb"):
         assert figures[key].startswith("skipped (")
     assert figures["pinn_seeds_loss_rel_diff"] < 1e-4  # float32, 10 iterations
+    assert figures["replica_captured_weight_max_diff_batchnorm"] == 0.0  # no graph on the CPU: the eager numbers
     assert all(isinstance(v, float) for k, v in figures.items() if k.startswith("section_s_"))
 
 
@@ -176,6 +178,23 @@ def test_the_captured_image_step_matches_the_eager_one_on_cuda():
     for eager, captured in zip(*histories):
         assert captured["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-4)
         assert abs(captured["test_acc"] - eager["test_acc"]) <= 0.02
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("model", ["batchnorm", "dropout"])
+def test_the_captured_replica_ensemble_matches_the_eager_one_on_cuda(model):
+    """capture: cuda_graph on CUDA: two graphs (batches of 64 and 36), capturable Adam; the
+    weights against the eager ensemble's. Capturable Adam's float32 bias correction is the
+    only change in arithmetic, so the difference stays at float32 rounding over 20 epochs."""
+    import numpy as np
+    from symsweep.tasks.replica.task import ReplicaConfig, flat_weights, train_replicas
+    weights = []
+    for capture in ("none", "cuda_graph"):
+        cfg = ReplicaConfig(model=model, epochs=20, capture=capture)
+        weights.append({s: flat_weights(m) for s, m, _ in train_replicas(cfg, [0, 1, 2], None, "cuda", True)})
+    for seed in (0, 1, 2):
+        np.testing.assert_allclose(weights[1][seed], weights[0][seed], rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.gpu

@@ -238,3 +238,30 @@ def test_draws_made_a_chunk_of_batches_at_once_train_the_same_replicas(monkeypat
     one = weights()
     monkeypatch.setattr(t, "draw_chunk", lambda *a, **k: 3)  # 5 batches: chunks of 3 and 2
     assert all(np.array_equal(a, b) for a, b in zip(one, weights()))
+
+
+@pytest.mark.parametrize("vectorized", [True, False], ids=["ensemble", "one-by-one"])
+@pytest.mark.parametrize("model", ["batchnorm", "dropout", "rot180"])
+def test_the_captured_step_path_trains_the_same_replicas_on_the_cpu(model, vectorized):
+    """capture: cuda_graph records no graph off CUDA, but the step runs from its static
+    tensors, one set per batch size (60 images, batch 32: 32 and 28), after 3 eager steps of
+    each: the same weights, losses and buffers (BatchNorm's running statistics) bit for bit."""
+    kw = dict(model=model, epochs=5, n_images=60, batch_size=32, augment="paper")
+
+    def train(**extra):
+        cfg = ReplicaConfig(**kw, **extra)
+        return {s: (flat_weights(m), met) for s, m, met in train_replicas(cfg, [0, 1], None, "cpu", vectorized)}
+    eager, captured = train(), train(capture="cuda_graph")
+    for s in eager:
+        assert np.array_equal(eager[s][0], captured[s][0])
+        assert eager[s][1] == captured[s][1]
+
+
+def test_capture_is_left_out_of_the_replica_run_id_at_its_default():
+    from symsweep.spec import build_config, config_to_dict, run_id
+    task = get_task("replica")
+    plain = config_to_dict(build_config(task, {"model": "flip"}))
+    assert "capture" not in plain  # the id every earlier sweep gave this run
+    captured = config_to_dict(build_config(task, {"model": "flip", "capture": "cuda_graph"}))
+    assert captured["capture"] == "cuda_graph"
+    assert run_id("replica", plain, 0) != run_id("replica", captured, 0)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from symsweep.api import RunContext, RunResult, Task
+from symsweep.tasks.common.capture import GraphedStep
 from symsweep.tasks.common.datasets import load_dataset, send
 from symsweep.tasks.replica.distance import RDSettings
 
@@ -83,8 +84,20 @@ class ReplicaConfig:
     """Largest angle of `augment_rotation: uniform`, in degrees."""
     vectorize: Literal["auto", "on", "off"] = "auto"
     """Train a trial's seeds as one vmapped ensemble (on), one after another (off), or by device (auto)."""
+    capture: Literal["none", "cuda_graph"] = "none"
+    """cuda_graph: on CUDA, the training step (the ensemble's or one replica's forward, loss,
+    backward and Adam) is replayed from a CUDA graph per batch size (the 100-image subset's
+    batches of 64 and 36 each get one), recorded after 3 eager warm-up steps of that size;
+    every random draw is made outside the step as always. Adam then keeps its step count on
+    the device (`capturable`), which computes the bias correction in float32 tensors instead
+    of Python floats: the numbers differ from the eager step's by that rounding. Off CUDA no
+    graph is recorded and the numbers equal the eager step's (tested). Opt-in: no GPU has run
+    it in this project yet (docs/performance.md)."""
     download: bool = False
     """Download CIFAR-10 into the data root when missing."""
+
+    # Settings added after sweeps had run: left out of the run id (and row) at their default.
+    OMIT_AT_DEFAULT = {"capture": "none"}
 
     # Budgets no one can mean (steps: 99999999999999999999999) are refused when a spec is read,
     # naming the range. A class attribute, not a field: run ids hash the fields only.
@@ -287,7 +300,11 @@ def train_replicas(config: ReplicaConfig, seeds: Sequence[int], data_root: str |
         step = _vmapped_step if vectorized else _plain_step
         params, buffers, forward = _ensemble(models) if vectorized else (None, None, None)
         opt_params = list(params.values()) if vectorized else list(models[0].parameters())
-        opt = torch.optim.Adam(opt_params, lr=config.lr, weight_decay=config.weight_decay)
+        captured = config.capture == "cuda_graph"
+        opt = torch.optim.Adam(opt_params, lr=config.lr, weight_decay=config.weight_decay,
+                               capturable=captured and dev.type == "cuda")
+        if captured:
+            step = _graphed(step, models, params, buffers, forward, opt, dev)
         n = train_x.shape[0]
         for epoch in range(config.epochs):
             losses = torch.zeros(len(group), device=dev)
@@ -361,6 +378,15 @@ def _plain_step(models, params, buffers, forward, opt, x, y, drop, transform):
     loss.backward()
     opt.step()
     return loss.detach().view(1)
+
+
+def _graphed(step, models, params, buffers, forward, opt, dev):
+    """`capture: cuda_graph`: the step as a function of the batch's tensors, replayed from a
+    CUDA graph per batch size (`symsweep.tasks.common.capture`)."""
+    graphed = GraphedStep(lambda x, y, drop, transform: step(models, params, buffers, forward, opt, x, y, drop,
+                                                             transform),
+                          dev, before_capture=lambda: opt.zero_grad(set_to_none=True))
+    return lambda _models, _params, _buffers, _forward, _opt, x, y, drop, transform: graphed(x, y, drop, transform)
 
 
 def _ensemble(models):
