@@ -16,8 +16,11 @@ side in the same run where a ratio fits:
                            ensemble (geometric mean; _<model> each; CUDA only), with
                            replica_captured_weight_max_diff_<model>: seed 0's final weights
                            captured vs eager (capturable Adam's rounding; 0 on the CPU)
-  packing_speedup_<n>      runs/s with n trials sharing the GPU (gpus: 1/n) over one trial;
-                           _mps: the same with an NVIDIA MPS daemon (symsweep.mps) started
+  packing_speedup_<n>      runs/s with n trials sharing the GPU (gpus: 1/n) over one trial,
+                           16 trials of an 8-replica ensemble, from the sweep's wall time;
+                           _steady: the same once every trial process has run its first trial
+                           (start-up excluded: what a long sweep sees, Tune reusing the
+                           processes); _mps: with an NVIDIA MPS daemon (symsweep.mps) started
                            for the driver's embedded Ray; peak_gpu_mem_mb per run, and
                            packing_recommended_n. On the CPU: 2 trials (--max-concurrent 2)
   image_ratio_vs_plain_b<B>[_x2]
@@ -239,9 +242,10 @@ def packing(args, workdir: Path) -> None:
     from symsweep.store import SweepStore
     cuda = args.device == "cuda"
     counts = ([1, 2, 4, 8] if not args.quick else [1, 4]) if cuda else [1, 2]
-    trials, replicas, epochs = (8, 8, 60) if not args.quick else (2, 1, 1)
+    # 16 trials: with 8 at once every trial process still runs two, so the steady rate exists
+    trials, replicas, epochs = (16, 8, 60) if not args.quick else (4, 1, 1)
 
-    def rates_with(env: dict, ns: list[int], tag: str) -> dict[int, tuple[float, float | None]]:
+    def rates_with(env: dict, ns: list[int], tag: str) -> dict[int, tuple[float, float | None, float | None]]:
         out = {}
         for n in ns:
             name = f"pack{n}{tag}"
@@ -255,12 +259,16 @@ def packing(args, workdir: Path) -> None:
             # a vectorized ensemble records its peak once for the batch (batch_peak_gpu_mem_mb)
             peaks = [float(runs[c].max()) for c in ("peak_gpu_mem_mb", "batch_peak_gpu_mem_mb")
                      if c in runs and runs[c].notna().any()]
-            out[n] = (trials * replicas / wall, max(peaks) if peaks else None)
+            out[n] = (trials * replicas / wall, max(peaks) if peaks else None, steady_rate(runs))
         return out
+
+    def speedup(rates: dict, n: int, base: float | None) -> float | str:
+        return rates[n] / base if rates[n] and base else "n/a (a trial process ran only one trial)"
 
     plain = rates_with({}, counts, "")
     for n in counts[1:]:
         emit(f"packing_speedup_{n}", plain[n][0] / plain[1][0])
+        emit(f"packing_speedup_{n}_steady", speedup({k: v[2] for k, v in plain.items()}, n, plain[1][2]))
     if 4 not in counts:
         emit("packing_speedup_4", "skipped (needs a GPU: trials share one at gpus 0.25)")
     emit("peak_gpu_mem_mb", plain[counts[-1]][1] if plain[counts[-1]][1] is not None else "n/a (cpu)")
@@ -279,8 +287,24 @@ def packing(args, workdir: Path) -> None:
         with_mps = rates_with(env, [n for n in counts if n > 1], "mps")
     finally:
         subprocess.run([sys.executable, "-m", "symsweep.mps", "stop", str(mps_dir)], capture_output=True)
-    for n, (rate, _) in with_mps.items():
+    for n, (rate, _, steady) in with_mps.items():
         emit(f"packing_speedup_{n}_mps", rate / plain[1][0])
+        emit(f"packing_speedup_{n}_mps_steady", speedup({n: steady}, n, plain[1][2]))
+
+
+def steady_rate(runs) -> float | None:
+    """Runs per second once every trial process has finished its first trial: what packing
+    gives a long sweep, whose trial processes (Tune reuses them) pay their start-up (CUDA
+    context, cuDNN, the data on the device) once. None when some process ran only one trial."""
+    runs = runs[runs["status"] == "completed"]
+    first_trial = runs.sort_values("finished_at").groupby("pid")["trial_id"].first()
+    later = runs[~runs["trial_id"].isin(set(first_trial))]
+    if later.empty or later["pid"].nunique() < first_trial.size:
+        return None
+    since = runs[runs["trial_id"].isin(set(first_trial))]["finished_at"].max()
+    after = later[later["finished_at"] > since]
+    window = (after["finished_at"].max() - since).total_seconds()
+    return len(after) / window if window > 0 else None
 
 
 # ----------------------------------------------------------------------------- image task

@@ -241,3 +241,21 @@ def test_mps_start_and_stop_commands_are_built_but_nothing_starts_on_the_cpu(tmp
     assert call("stop", str(folder)).returncode == 0
     bad = call("begin", str(folder))
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_the_steady_packing_rate_leaves_out_each_trial_processs_first_trial():
+    """bench/gpu.py's packing_speedup_<n>_steady: runs/s once every trial process has run its
+    first trial (its start-up), or None where some process ran only one."""
+    import sys
+    import pandas as pd
+    from conftest import REPO
+    sys.path.insert(0, str(REPO / "bench"))
+    from gpu import steady_rate
+    t = lambda s: pd.Timestamp("2026-12-04", tz="UTC") + pd.Timedelta(seconds=s)  # noqa: E731
+    # two processes: first trials end at 10 s and 12 s (start-up), then 2 trials of 4 runs
+    # each finish at 14 s and 16 s: 8 runs in the 4 s after 12 s
+    rows = [("a", 1, 10), ("b", 2, 12), ("c", 1, 14), ("d", 2, 16)]
+    runs = pd.DataFrame([{"trial_id": tr, "pid": pid, "finished_at": t(at), "status": "completed"}
+                         for tr, pid, at in rows for _ in range(4)])
+    assert steady_rate(runs) == pytest.approx(8 / 4)
+    assert steady_rate(runs[runs["trial_id"] != "d"]) is None  # process 2 ran only its first trial
