@@ -44,6 +44,7 @@ class GraphedStep:
         self.record = self.device.type == "cuda"
         self.seen: dict[tuple, int] = {}
         self.graphs: dict[tuple, tuple] = {}  # signature -> (static inputs, static output, graph or None)
+        self.side = None  # the warm-up calls' stream (CUDA), made at the first one
 
     @property
     def captured(self) -> int:
@@ -71,11 +72,12 @@ class GraphedStep:
     def _warm(self, tensors) -> torch.Tensor:
         if not self.record:
             return self.fn(*tensors)
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
+        if self.side is None:
+            self.side = torch.cuda.Stream(self.device)
+        self.side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self.side):
             out = self.fn(*tensors)
-        torch.cuda.current_stream(self.device).wait_stream(side)
+        torch.cuda.current_stream(self.device).wait_stream(self.side)
         return out
 
     def _capture(self, tensors) -> tuple:
