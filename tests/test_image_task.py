@@ -280,13 +280,3 @@ def test_the_captured_step_path_gives_the_eager_numbers_on_the_cpu(monkeypatch):
         assert b["lr"] == pytest.approx(a["lr"], rel=1e-6)  # a float32 tensor, updated by the schedule
         assert abs(b["test_acc"] - a["test_acc"]) <= 1 / 80  # one test image of 80 at most
 
-
-def test_a_setting_added_later_keeps_existing_run_ids_at_its_default():
-    from symsweep.spec import build_config, config_to_dict, run_id
-    task = get_task("image_classification")
-    plain = config_to_dict(build_config(task, {"dataset": "digits"}))
-    assert "capture" not in plain  # the id every earlier sweep gave this run
-    captured = config_to_dict(build_config(task, {"dataset": "digits", "capture": "cuda_graph"}))
-    assert captured["capture"] == "cuda_graph"
-    assert run_id("image_classification", plain, 0) != run_id("image_classification", captured, 0)
-    assert build_config(task, plain).capture == "none"

@@ -256,12 +256,3 @@ def test_the_captured_step_path_trains_the_same_replicas_on_the_cpu(model, vecto
         assert np.array_equal(eager[s][0], captured[s][0])
         assert eager[s][1] == captured[s][1]
 
-
-def test_capture_is_left_out_of_the_replica_run_id_at_its_default():
-    from symsweep.spec import build_config, config_to_dict, run_id
-    task = get_task("replica")
-    plain = config_to_dict(build_config(task, {"model": "flip"}))
-    assert "capture" not in plain  # the id every earlier sweep gave this run
-    captured = config_to_dict(build_config(task, {"model": "flip", "capture": "cuda_graph"}))
-    assert captured["capture"] == "cuda_graph"
-    assert run_id("replica", plain, 0) != run_id("replica", captured, 0)

@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "data" / "run_ids.json"
 
@@ -25,6 +27,23 @@ def current() -> dict:
         ids = [r.run_id for r in expand(load_spec(path))]
         out[path.name] = {"runs": len(ids), "sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest()}
     return out
+
+
+@pytest.mark.parametrize("task,field,value", [("image_classification", "capture", "cuda_graph"),
+                                              ("replica", "capture", "cuda_graph"),
+                                              ("pinn", "vectorize", "on")])
+def test_a_setting_added_later_is_left_out_of_the_run_id_at_its_default(task, field, value):
+    """A field in the config class's OMIT_AT_DEFAULT keeps the ids earlier sweeps gave their
+    runs while it is at its default, and makes a run of its own when set."""
+    from symsweep import get_task
+    from symsweep.spec import build_config, config_to_dict, run_id
+    t = get_task(task)
+    plain = config_to_dict(build_config(t, {}))
+    assert field not in plain
+    assert getattr(build_config(t, plain), field) == type(build_config(t, {})).OMIT_AT_DEFAULT[field]
+    changed = config_to_dict(build_config(t, {field: value}))
+    assert changed[field] == value
+    assert run_id(task, plain, 0) != run_id(task, changed, 0)
 
 
 def test_run_ids_of_every_spec_are_unchanged():
