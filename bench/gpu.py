@@ -175,26 +175,30 @@ def rd_sweep(args, workdir: Path) -> None:
 # ----------------------------------------------------------------------------- ensembles
 
 
+def replica_rate(cfg, replicas: int, device: str, vectorized: bool) -> tuple[float, dict]:
+    """Replicas per second of `replicas` seeds trained after a 2-seed warm-up, and the
+    trained models by seed (read after the clock stops)."""
+    import torch
+    from symsweep.tasks.replica.task import train_replicas
+    list(train_replicas(cfg, [0, 1], None, device, vectorized))  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    models = {seed: model for seed, model, _ in train_replicas(cfg, list(range(replicas)), None, device, vectorized)}
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return replicas / (time.perf_counter() - start), models
+
+
 @section("ensemble_speedup")
 def ensembles(args, workdir: Path) -> None:
-    import torch
-    from symsweep.tasks.replica.task import MODELS, ReplicaConfig, train_replicas
+    from symsweep.tasks.replica.task import MODELS, ReplicaConfig
     replicas, epochs = (32, 50) if not args.quick else (3, 2)
     models = list(MODELS) if not args.quick else list(MODELS)[:2]
     speedups = []
     for model in models:
         cfg = ReplicaConfig(model=model, dataset="digits", epochs=epochs)
-        rates = []
-        for vectorized in (False, True):
-            list(train_replicas(cfg, [0, 1], None, args.device, vectorized))  # warm-up
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in train_replicas(cfg, list(range(replicas)), None, args.device, vectorized):
-                pass
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            rates.append(replicas / (time.perf_counter() - start))
+        rates = [replica_rate(cfg, replicas, args.device, vectorized)[0] for vectorized in (False, True)]
         emit(f"ensemble_speedup_{model}", rates[1] / rates[0])
         speedups.append(rates[1] / rates[0])
     emit("ensemble_speedup", statistics.geometric_mean(speedups))
@@ -205,28 +209,18 @@ def replica_capture(args, workdir: Path) -> None:
     """The vectorized ensemble with `capture: cuda_graph` over the eager ensemble, and seed
     0's final weights captured vs eager. Off CUDA no graph is recorded but the static-tensor
     path runs: the weights must be equal (max diff 0) and the ratio is no GPU figure."""
-    import torch
-    from symsweep.tasks.replica.task import MODELS, ReplicaConfig, flat_weights, train_replicas
+    from symsweep.tasks.replica.task import MODELS, ReplicaConfig, flat_weights
     replicas, epochs = (32, 50) if not args.quick else (3, 4)
     models = list(MODELS) if not args.quick else ["batchnorm"]
     cuda = args.device == "cuda"
     ratios = []
     for model in models:
-        rates, seed0 = [], []
-        for capture in ("none", "cuda_graph"):
-            cfg = ReplicaConfig(model=model, dataset="digits", epochs=epochs, capture=capture)
-            list(train_replicas(cfg, [0, 1], None, args.device, True))  # warm-up
-            if cuda:
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            weights = {s: flat_weights(m) for s, m, _ in train_replicas(cfg, list(range(replicas)), None,
-                                                                         args.device, True)}
-            if cuda:
-                torch.cuda.synchronize()
-            rates.append(replicas / (time.perf_counter() - start))
-            seed0.append(weights[0])
-        ratios.append(rates[1] / rates[0])
-        emit(f"replica_captured_weight_max_diff_{model}", float(abs(seed0[1] - seed0[0]).max()))
+        (eager, eager_models), (captured, captured_models) = (
+            replica_rate(ReplicaConfig(model=model, dataset="digits", epochs=epochs, capture=capture), replicas,
+                         args.device, True) for capture in ("none", "cuda_graph"))
+        ratios.append(captured / eager)
+        diff = abs(flat_weights(captured_models[0]) - flat_weights(eager_models[0])).max()
+        emit(f"replica_captured_weight_max_diff_{model}", float(diff))
         if cuda:
             emit(f"replica_captured_speedup_{model}", ratios[-1])
     ratio = statistics.geometric_mean(ratios)
@@ -262,13 +256,13 @@ def packing(args, workdir: Path) -> None:
             out[n] = (trials * replicas / wall, max(peaks) if peaks else None, steady_rate(runs))
         return out
 
-    def speedup(rates: dict, n: int, base: float | None) -> float | str:
-        return rates[n] / base if rates[n] and base else "n/a (a trial process ran only one trial)"
+    def speedup(rate: float | None, base: float | None) -> float | str:
+        return rate / base if rate and base else "n/a (a trial process ran only one trial)"
 
     plain = rates_with({}, counts, "")
     for n in counts[1:]:
         emit(f"packing_speedup_{n}", plain[n][0] / plain[1][0])
-        emit(f"packing_speedup_{n}_steady", speedup({k: v[2] for k, v in plain.items()}, n, plain[1][2]))
+        emit(f"packing_speedup_{n}_steady", speedup(plain[n][2], plain[1][2]))
     if 4 not in counts:
         emit("packing_speedup_4", "skipped (needs a GPU: trials share one at gpus 0.25)")
     emit("peak_gpu_mem_mb", plain[counts[-1]][1] if plain[counts[-1]][1] is not None else "n/a (cpu)")
@@ -289,7 +283,7 @@ def packing(args, workdir: Path) -> None:
         subprocess.run([sys.executable, "-m", "symsweep.mps", "stop", str(mps_dir)], capture_output=True)
     for n, (rate, _, steady) in with_mps.items():
         emit(f"packing_speedup_{n}_mps", rate / plain[1][0])
-        emit(f"packing_speedup_{n}_mps_steady", speedup({n: steady}, n, plain[1][2]))
+        emit(f"packing_speedup_{n}_mps_steady", speedup(steady, plain[1][2]))
 
 
 def steady_rate(runs) -> float | None:
@@ -298,10 +292,11 @@ def steady_rate(runs) -> float | None:
     context, cuDNN, the data on the device) once. None when some process ran only one trial."""
     runs = runs[runs["status"] == "completed"]
     first_trial = runs.sort_values("finished_at").groupby("pid")["trial_id"].first()
-    later = runs[~runs["trial_id"].isin(set(first_trial))]
+    in_first = runs["trial_id"].isin(set(first_trial))
+    later = runs[~in_first]
     if later.empty or later["pid"].nunique() < first_trial.size:
         return None
-    since = runs[runs["trial_id"].isin(set(first_trial))]["finished_at"].max()
+    since = runs[in_first]["finished_at"].max()
     after = later[later["finished_at"] > since]
     window = (after["finished_at"].max() - since).total_seconds()
     return len(after) / window if window > 0 else None
@@ -497,8 +492,8 @@ def main() -> None:
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({os.cpu_count()} cores)"
     emit("device", name)
     emit("quick", args.quick)
-    sections = {"rd": rd_sweep, "ensemble": ensembles, "capture": replica_capture, "packing": packing, "image": image, "pinn": pinn,
-                "seeds": pinn_seeds, "landscape": landscape, "plans": plans}
+    sections = {"rd": rd_sweep, "ensemble": ensembles, "capture": replica_capture, "packing": packing,
+                "image": image, "pinn": pinn, "seeds": pinn_seeds, "landscape": landscape, "plans": plans}
     chosen = args.only.split(",") if args.only else list(sections)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="symsweep-gpu-") as tmp:

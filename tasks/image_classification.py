@@ -276,21 +276,8 @@ class _Step:
         return self._eager(xb, yb)
 
 
-class _CapturedStep(_Step):
-    """`capture: cuda_graph`: each batch size's step replays a CUDA graph (the epoch's last,
-    partial batch its own), recorded after 3 eager warm-up steps of that size; see the config
-    and `symsweep.tasks.common.capture`. Off CUDA nothing is recorded but the static tensors
-    are filled and the step runs on them, which is what the CPU tests check."""
-
-    WARMUP = 3
-
-    def __init__(self, model, opt, device, amp):
-        super().__init__(model, opt, device, amp)
-        self.graphed = GraphedStep(lambda xb, yb: self._eager(xb, yb, cache=False), device, self.WARMUP,
-                                   before_capture=lambda: self.opt.zero_grad(set_to_none=True))
-
-    def __call__(self, xb, yb):
-        return self.graphed(xb, yb)
+CAPTURE_WARMUP = 3
+"""Eager steps of a batch size before `capture: cuda_graph` records its graph."""
 
 
 def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunResult:
@@ -317,7 +304,11 @@ def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunRes
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) if config.scheduler == "cosine"
              else torch.optim.lr_scheduler.MultiStepLR(opt, list(config.milestones), config.gamma)
              if config.scheduler == "step" else None)
-    step = _CapturedStep(model, opt, device, amp) if captured else _Step(model, opt, device, amp)
+    step = _Step(model, opt, device, amp)
+    if captured:  # each batch size's step replayed from a CUDA graph (symsweep.tasks.common.capture)
+        eager = step
+        step = GraphedStep(lambda xb, yb: eager._eager(xb, yb, cache=False), device, CAPTURE_WARMUP,
+                           before_capture=lambda: opt.zero_grad(set_to_none=True))
     best_acc, train_loss, test_loss, test_acc = 0.0, math.nan, math.nan, 0.0
     train_s, train_images = 0.0, 0
     for epoch in range(config.epochs):

@@ -272,7 +272,7 @@ def test_the_captured_step_path_gives_the_eager_numbers_on_the_cpu(monkeypatch):
     # batch's step runs from its own static tensors too
     kw = dict(augment="standard", epochs=5)
     eager, captured = _history(**kw), _history(capture="cuda_graph", **kw)
-    monkeypatch.setattr(ic._CapturedStep, "WARMUP", 10 ** 9)  # every step on the batch itself
+    monkeypatch.setattr(ic, "CAPTURE_WARMUP", 10 ** 9)  # every step on the batch itself
     assert _history(capture="cuda_graph", **kw) == captured
     for a, b in zip(eager[0], captured[0]):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-6)  # fused SGD's rounding

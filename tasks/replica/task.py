@@ -303,8 +303,11 @@ def train_replicas(config: ReplicaConfig, seeds: Sequence[int], data_root: str |
         captured = config.capture == "cuda_graph"
         opt = torch.optim.Adam(opt_params, lr=config.lr, weight_decay=config.weight_decay,
                                capturable=captured and dev.type == "cuda")
+        # the step as a function of the batch's tensors; with capture, replayed from a CUDA
+        # graph per batch size (symsweep.tasks.common.capture)
+        run_step = functools.partial(step, models, params, buffers, forward, opt)
         if captured:
-            step = _graphed(step, models, params, buffers, forward, opt, dev)
+            run_step = GraphedStep(run_step, dev, before_capture=lambda: opt.zero_grad(set_to_none=True))
         n = train_x.shape[0]
         for epoch in range(config.epochs):
             losses = torch.zeros(len(group), device=dev)
@@ -312,7 +315,7 @@ def train_replicas(config: ReplicaConfig, seeds: Sequence[int], data_root: str |
                 x = train_x[idx]
                 if aug is not None:
                     x = augment_images(x, aug, config)
-                batch_losses = step(models, params, buffers, forward, opt, x, train_y[idx], drop, transform)
+                batch_losses = run_step(x, train_y[idx], drop, transform)
                 losses += batch_losses * idx.shape[1]
             if vectorized and (on_epoch is not None or epoch == config.epochs - 1):
                 _unstack(models, params, buffers)
@@ -378,15 +381,6 @@ def _plain_step(models, params, buffers, forward, opt, x, y, drop, transform):
     loss.backward()
     opt.step()
     return loss.detach().view(1)
-
-
-def _graphed(step, models, params, buffers, forward, opt, dev):
-    """`capture: cuda_graph`: the step as a function of the batch's tensors, replayed from a
-    CUDA graph per batch size (`symsweep.tasks.common.capture`)."""
-    graphed = GraphedStep(lambda x, y, drop, transform: step(models, params, buffers, forward, opt, x, y, drop,
-                                                             transform),
-                          dev, before_capture=lambda: opt.zero_grad(set_to_none=True))
-    return lambda _models, _params, _buffers, _forward, _opt, x, y, drop, transform: graphed(x, y, drop, transform)
 
 
 def _ensemble(models):
