@@ -12,6 +12,10 @@ side in the same run where a ratio fits:
   rd_sweep_gpu_util        mean GPU utilization sampled with NVML while it runs (n/a without)
   rd_sweep_captured_wall_s the same sweep with `capture: cuda_graph` (and its _gpu_util; CUDA only)
   ensemble_speedup_<model> vectorized ensemble vs one-by-one replicas per second, per model
+  replica_ratio_vs_plain   the task's replicas/s one by one (vectorize: off) over a plain eager
+                           PyTorch loop of the same network, Adam and batch (bench/replicas.py),
+                           geometric mean of the models (_<model> each); replica_ensemble_vs_plain:
+                           the vectorized ensemble (the task's default for packed seeds) over it
   replica_captured_speedup the vectorized ensemble with `capture: cuda_graph` over the eager
                            ensemble (geometric mean; _<model> each; CUDA only), with
                            replica_captured_weight_max_diff_<model>: seed 0's final weights
@@ -41,7 +45,8 @@ side in the same run where a ratio fits:
                            paper's table (calibration budgets in PLANS), and their sum
                            gpu_hours_paper_table (the specs it covers: gpu_hours_specs)
 
-A section that cannot run here prints `<key>=skipped (<why>)` and the rest go on.
+A section that cannot run here prints `<key>=skipped (<why>)` and the rest go on. With --out
+the JSON is rewritten at every figure, so a slot cut short keeps what it measured.
 """
 from __future__ import annotations
 
@@ -61,11 +66,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]  # the project, and the sibling bench scripts
 FIGURES: dict[str, object] = {}
+OUT: Path | None = None
+"""--out: rewritten at every figure."""
 
 
 def emit(key: str, value) -> None:
     FIGURES[key] = value
     print(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}", flush=True)
+    if OUT is not None:
+        OUT.write_text(json.dumps(FIGURES, indent=1, default=str))
 
 
 def section(name: str):
@@ -192,16 +201,20 @@ def replica_rate(cfg, replicas: int, device: str, vectorized: bool) -> tuple[flo
 
 @section("ensemble_speedup")
 def ensembles(args, workdir: Path) -> None:
+    from replicas import plain_replica_rate  # bench/replicas.py: the plain loop
     from symsweep.tasks.replica.task import MODELS, ReplicaConfig
     replicas, epochs = (32, 50) if not args.quick else (3, 2)
     models = list(MODELS) if not args.quick else list(MODELS)[:2]
-    speedups = []
+    ratios = {"ensemble_speedup": [], "replica_ratio_vs_plain": [], "replica_ensemble_vs_plain": []}
     for model in models:
         cfg = ReplicaConfig(model=model, dataset="digits", epochs=epochs)
-        rates = [replica_rate(cfg, replicas, args.device, vectorized)[0] for vectorized in (False, True)]
-        emit(f"ensemble_speedup_{model}", rates[1] / rates[0])
-        speedups.append(rates[1] / rates[0])
-    emit("ensemble_speedup", statistics.geometric_mean(speedups))
+        one, together = (replica_rate(cfg, replicas, args.device, vectorized)[0] for vectorized in (False, True))
+        plain = plain_replica_rate(cfg, replicas, args.device)
+        for key, ratio in zip(ratios, (together / one, one / plain, together / plain)):
+            emit(f"{key}_{model}", ratio)
+            ratios[key].append(ratio)
+    for key, values in ratios.items():
+        emit(key, statistics.geometric_mean(values))
 
 
 @section("replica_captured_speedup")
@@ -484,6 +497,8 @@ def main() -> None:
     ap.add_argument("--only", default=None,
                     help="comma-separated sections: rd,ensemble,capture,packing,image,pinn,seeds,landscape,plans")
     args = ap.parse_args()
+    global OUT
+    OUT = Path(args.out) if args.out else None
     import torch
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -500,8 +515,6 @@ def main() -> None:
         for key in chosen:
             sections[key](args, Path(tmp))
     emit("bench_wall_s", time.perf_counter() - start)
-    if args.out:
-        Path(args.out).write_text(json.dumps(FIGURES, indent=1, default=str))
 
 
 if __name__ == "__main__":

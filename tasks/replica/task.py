@@ -277,7 +277,7 @@ def augment_images(x: torch.Tensor, aug: torch.Tensor, config: ReplicaConfig) ->
 def use_vectorized(config: ReplicaConfig, device: str, n_seeds: int) -> bool:
     """auto: vectorize whenever a trial packs several seeds. On a GPU one big kernel beats
     many small ones; on this project's 2-core CPU bench/replicas.py measured the ensemble
-    1.3-1.8x faster for four of the five models too (docs/tasks/replica.md)."""
+    1.3-1.5x faster on the digits subset for all five models too (docs/tasks/replica.md)."""
     if config.vectorize != "auto":
         return config.vectorize == "on"
     return n_seeds > 1 and device in ("cuda", "cpu")
@@ -310,6 +310,8 @@ def train_replicas(config: ReplicaConfig, seeds: Sequence[int], data_root: str |
             run_step = GraphedStep(run_step, dev, before_capture=lambda: opt.zero_grad(set_to_none=True))
         n = train_x.shape[0]
         for epoch in range(config.epochs):
+            # train mode once an epoch, not per step: only on_epoch's evaluation leaves it
+            (forward.base if vectorized else models[0]).train()
             losses = torch.zeros(len(group), device=dev)
             for idx, drop, transform, aug in epoch_draws(replicas, n, config.batch_size, dev, chunk_batches):
                 x = train_x[idx]
@@ -374,7 +376,6 @@ def epoch_draws(replicas: Sequence["_Replica"], n: int, batch_size: int, dev: to
 
 def _plain_step(models, params, buffers, forward, opt, x, y, drop, transform):
     model = models[0]
-    model.train()
     logits = model(x[0], None if drop is None else drop[0], None if transform is None else transform[0])
     loss = F.cross_entropy(logits, y[0])
     opt.zero_grad(set_to_none=True)
@@ -395,7 +396,6 @@ def _ensemble(models):
 
 
 def _vmapped_step(models, params, buffers, forward, opt, x, y, drop, transform):
-    forward.base.train()
     in_dims = (0, 0, 0, None if drop is None else 0, None if transform is None else 0)
     logits = torch.func.vmap(forward, in_dims=in_dims)(params, buffers, x, drop, transform)
     # Summing the replicas' mean losses keeps each replica's gradient its own; Adam is
