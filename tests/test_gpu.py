@@ -276,3 +276,40 @@ def test_the_device_bench_keeps_each_figure_on_disk_as_it_is_measured(tmp_path, 
     assert json.loads(out.read_text()) == {"rd_sweep_wall_s": 12.5}
     gpu.emit("ensemble_speedup", "skipped (why)")
     assert json.loads(out.read_text()) == {"rd_sweep_wall_s": 12.5, "ensemble_speedup": "skipped (why)"}
+
+
+def test_the_gpu_rows_script_runs_resumes_and_hands_back_a_sweep_the_table_reads(tmp_path):
+    """bench/gpu_rows.py, the issue-33 slot script, at a spec's smoke budget on the CPU: the
+    sweep runs, is aggregated and packed as OUT/<sweep>.tar.gz; the same command again runs
+    nothing twice; a slot with under 30 s left starts nothing and says so; and the archive,
+    unpacked elsewhere, gives `symsweep reproduce` the spec's row."""
+    import subprocess
+    import sys
+    import tarfile
+    from conftest import REPO, assert_ran_once, symsweep
+    name = "replicas-cifar10-accuracy-gpu"
+    (tmp_path / "no-data").mkdir()  # the smoke budget trains on the bundled digits
+
+    def slot(*extra: str) -> dict[str, str]:
+        res = subprocess.run([sys.executable, "bench/gpu_rows.py", "--quick", "--only", name, "--results",
+                              str(tmp_path / "results"), "--data-root", str(tmp_path / "no-data"),
+                              "--out", str(tmp_path / "out"), *extra],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+
+    planned = 10  # the smoke budget: 5 models x 2 seeds on digits
+    for _ in range(2):  # the second slot resumes: nothing is missing, nothing runs again
+        keys = slot()
+        assert keys[f"{name}_rc"] == "0" and keys[f"{name}_aggregate_rc"] == "0", keys
+        assert keys[f"{name}_done"].startswith(f"{planned} completed") and "0 pending" in keys[f"{name}_done"]
+    assert_ran_once(tmp_path / "results" / name, planned)
+    assert slot("--budget-s", "10")[f"{name}_rc"].startswith("skipped (no time left")
+
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(tmp_path / "out" / f"{name}.tar.gz") as tar:
+        tar.extractall(unpacked, filter="data")
+    res = symsweep("reproduce", str(unpacked), "--out", str(tmp_path / "table.md"))
+    assert res.returncode == 0, res.stderr
+    row = next(line for line in (tmp_path / "table.md").read_text().splitlines() if f"`{name}`: {planned} runs" in line)
+    assert "Fig. 8A" in row and "dataset digits" in row
