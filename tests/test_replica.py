@@ -256,3 +256,19 @@ def test_the_captured_step_path_trains_the_same_replicas_on_the_cpu(model, vecto
         assert np.array_equal(eager[s][0], captured[s][0])
         assert eager[s][1] == captured[s][1]
 
+
+
+@pytest.mark.parametrize("vectorized", [True, False], ids=["ensemble", "one-by-one"])
+def test_evaluating_every_epoch_leaves_the_training_unchanged(vectorized):
+    """curves mode evaluates each replica after every epoch (eval mode: batch norm on its
+    running statistics); the next epoch trains in train mode again, so the weights equal those
+    of the same training evaluated only at the end, bit for bit."""
+    cfg = ReplicaConfig(model="batchnorm", epochs=3, n_images=60, batch_size=32)
+    logged = []
+
+    def weights(on_epoch):
+        return {s: flat_weights(m) for s, m, _ in train_replicas(cfg, [0, 1], None, "cpu", vectorized, on_epoch)}
+    quiet, evaluated = weights(None), weights(lambda seed, epoch, metrics: logged.append((seed, epoch)))
+    assert sorted(logged) == [(s, e) for s in (0, 1) for e in range(3)]
+    for s in quiet:
+        assert np.array_equal(quiet[s], evaluated[s])
