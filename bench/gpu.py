@@ -184,24 +184,9 @@ def rd_sweep(args, workdir: Path) -> None:
 # ----------------------------------------------------------------------------- ensembles
 
 
-def replica_rate(cfg, replicas: int, device: str, vectorized: bool) -> tuple[float, dict]:
-    """Replicas per second of `replicas` seeds trained after a 2-seed warm-up, and the
-    trained models by seed (read after the clock stops)."""
-    import torch
-    from symsweep.tasks.replica.task import train_replicas
-    list(train_replicas(cfg, [0, 1], None, device, vectorized))  # warm-up
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    models = {seed: model for seed, model, _ in train_replicas(cfg, list(range(replicas)), None, device, vectorized)}
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return replicas / (time.perf_counter() - start), models
-
-
 @section("ensemble_speedup")
 def ensembles(args, workdir: Path) -> None:
-    from replicas import plain_replica_rate  # bench/replicas.py: the plain loop
+    from replicas import plain_replica_rate, replica_rate  # bench/replicas.py: the plain loop, the task
     from symsweep.tasks.replica.task import MODELS, ReplicaConfig
     replicas, epochs = (32, 50) if not args.quick else (3, 2)
     models = list(MODELS) if not args.quick else list(MODELS)[:2]
@@ -222,6 +207,7 @@ def replica_capture(args, workdir: Path) -> None:
     """The vectorized ensemble with `capture: cuda_graph` over the eager ensemble, and seed
     0's final weights captured vs eager. Off CUDA no graph is recorded but the static-tensor
     path runs: the weights must be equal (max diff 0) and the ratio is no GPU figure."""
+    from replicas import replica_rate
     from symsweep.tasks.replica.task import MODELS, ReplicaConfig, flat_weights
     replicas, epochs = (32, 50) if not args.quick else (3, 4)
     models = list(MODELS) if not args.quick else ["batchnorm"]

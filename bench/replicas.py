@@ -18,6 +18,21 @@ import torch.nn.functional as F
 from symsweep.tasks.replica.task import MODELS, ReplicaCNN, ReplicaConfig, _data, train_replicas
 
 
+def replica_rate(cfg: ReplicaConfig, replicas: int, device: str, vectorized: bool,
+                 data_root: str | None = None) -> tuple[float, dict]:
+    """Replicas per second of the task's training of `replicas` seeds (one by one or as one
+    vectorized ensemble) after a 2-seed warm-up, and the trained models by seed (read after
+    the clock stops)."""
+    list(train_replicas(cfg, [0, 1], data_root, device, vectorized))  # warm-up
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    models = {seed: model for seed, model, _ in train_replicas(cfg, list(range(replicas)), data_root, device,
+                                                                vectorized)}
+    sync()
+    return replicas / (time.perf_counter() - start), models
+
+
 def plain_replica_rate(cfg: ReplicaConfig, replicas: int, device: str, data_root: str | None = None) -> float:
     """Replicas per second of a plain eager loop on the task's training set: per seed the
     same network (`ReplicaCNN`), Adam and batch size, a `randperm` batch order, dropout keep
@@ -74,24 +89,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    seeds = list(range(args.replicas))
     print(f"device={args.device} threads={torch.get_num_threads()} replicas={args.replicas} "
           f"epochs={args.epochs} dataset={args.dataset} (100-image subset)")
     print(f"{'model':10s} {'plain loop':>14s} {'one-by-one':>14s} {'vectorized':>14s} {'vs plain':>9s} "
           f"{'speed-up':>9s}")
     for model in args.models.split(","):
         cfg = ReplicaConfig(model=model, dataset=args.dataset, epochs=args.epochs)
-        rates = []
-        for vectorized in (False, True):
-            list(train_replicas(cfg, seeds[:2], args.data_root, args.device, vectorized))  # warm-up
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in train_replicas(cfg, seeds, args.data_root, args.device, vectorized):
-                pass
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            rates.append(args.replicas / (time.perf_counter() - start))
+        rates = [replica_rate(cfg, args.replicas, args.device, v, args.data_root)[0] for v in (False, True)]
         plain = plain_replica_rate(cfg, args.replicas, args.device, args.data_root)
         print(f"{model:10s} {plain:10.2f} r/s {rates[0]:10.2f} r/s {rates[1]:10.2f} r/s {rates[0] / plain:8.2f}x "
               f"{rates[1] / rates[0]:8.2f}x")

@@ -257,7 +257,6 @@ def test_the_captured_step_path_trains_the_same_replicas_on_the_cpu(model, vecto
         assert eager[s][1] == captured[s][1]
 
 
-
 @pytest.mark.parametrize("vectorized", [True, False], ids=["ensemble", "one-by-one"])
 def test_evaluating_every_epoch_leaves_the_training_unchanged(vectorized):
     """curves mode evaluates each replica after every epoch (eval mode: batch norm on its
