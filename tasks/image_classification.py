@@ -306,8 +306,7 @@ def run(config: ImageClassificationConfig, seed: int, ctx: RunContext) -> RunRes
              if config.scheduler == "step" else None)
     step = _Step(model, opt, device, amp)
     if captured:  # each batch size's step replayed from a CUDA graph (symsweep.tasks.common.capture)
-        eager = step
-        step = GraphedStep(lambda xb, yb: eager._eager(xb, yb, cache=False), device, CAPTURE_WARMUP,
+        step = GraphedStep(functools.partial(step._eager, cache=False), device, CAPTURE_WARMUP,
                            before_capture=lambda: opt.zero_grad(set_to_none=True))
     best_acc, train_loss, test_loss, test_acc = 0.0, math.nan, math.nan, 0.0
     train_s, train_images = 0.0, 0

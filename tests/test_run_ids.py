@@ -40,7 +40,7 @@ def test_a_setting_added_later_is_left_out_of_the_run_id_at_its_default(task, fi
     t = get_task(task)
     plain = config_to_dict(build_config(t, {}))
     assert field not in plain
-    assert getattr(build_config(t, plain), field) == type(build_config(t, {})).OMIT_AT_DEFAULT[field]
+    assert getattr(build_config(t, plain), field) == t.config_cls.OMIT_AT_DEFAULT[field]
     changed = config_to_dict(build_config(t, {field: value}))
     assert changed[field] == value
     assert run_id(task, plain, 0) != run_id(task, changed, 0)
